@@ -1,0 +1,94 @@
+"""Achievement logic: creation, ownership checks and the OB 3.0 Achievement document."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.achievements import repository
+from app.achievements.models import Achievement
+from app.achievements.schemas import AchievementCreate
+from app.core.config import Settings
+from app.core.db import utcnow
+from app.core.errors import NotFound
+from app.issuers.models import Issuer
+
+
+class AchievementNotFound(NotFound):
+    pass
+
+
+def create_achievement(session: Session, *, issuer: Issuer, data: AchievementCreate) -> Achievement:
+    achievement = Achievement(
+        id=uuid.uuid4(),
+        issuer_id=issuer.id,
+        name=data.name,
+        description=data.description,
+        criteria_narrative=data.criteria.narrative,
+        criteria_url=str(data.criteria.id) if data.criteria.id else None,
+        image=str(data.image) if data.image else None,
+        achievement_type=data.achievement_type,
+        alignments=[a.model_dump(mode="json", exclude_none=True) for a in data.alignments],
+        tags=list(dict.fromkeys(data.tags)),
+        created_at=utcnow(),
+    )
+    session.add(achievement)
+    session.flush()
+    return achievement
+
+
+def get_achievement(
+    session: Session, *, achievement_id: uuid.UUID, issuer: Issuer | None = None
+) -> Achievement:
+    """Fetch an achievement; with `issuer`, another issuer's achievement is reported as absent."""
+    achievement = repository.get(session, achievement_id)
+    if achievement is None or (issuer is not None and achievement.issuer_id != issuer.id):
+        raise AchievementNotFound(f"No achievement {achievement_id}.")
+    return achievement
+
+
+def achievement_url(settings: Settings, achievement_id: uuid.UUID) -> str:
+    return settings.url(f"/achievements/{achievement_id}")
+
+
+def achievement_document(settings: Settings, achievement: Achievement) -> dict[str, Any]:
+    """The OB 3.0 `Achievement` object, as embedded in credentials."""
+    criteria: dict[str, str] = {}
+    if achievement.criteria_url:
+        criteria["id"] = achievement.criteria_url
+    if achievement.criteria_narrative:
+        criteria["narrative"] = achievement.criteria_narrative
+    doc: dict[str, Any] = {
+        "id": achievement_url(settings, achievement.id),
+        "type": ["Achievement"],
+        "name": achievement.name,
+        "description": achievement.description,
+        "criteria": criteria,
+    }
+    if achievement.achievement_type:
+        doc["achievementType"] = achievement.achievement_type
+    if achievement.image:
+        doc["image"] = {"id": achievement.image, "type": "Image", "caption": achievement.name}
+    if achievement.alignments:
+        doc["alignment"] = [_alignment(a) for a in achievement.alignments]
+    if achievement.tags:
+        doc["tag"] = list(achievement.tags)
+    return doc
+
+
+def _alignment(a: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "type": ["Alignment"],
+        "targetName": a["target_name"],
+        "targetUrl": a["target_url"],
+    }
+    for ours, theirs in (
+        ("target_framework", "targetFramework"),
+        ("target_code", "targetCode"),
+        ("target_description", "targetDescription"),
+    ):
+        if a.get(ours):
+            out[theirs] = a[ours]
+    return out

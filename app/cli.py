@@ -1,0 +1,313 @@
+"""`microcred` command line: database, server, issuers, issuance and verification."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from sqlalchemy.orm import Session
+
+from app.core.config import Settings
+from app.core.context import AppContext
+from app.core.db import session_scope
+from app.core.keys import SigningAlgorithm
+from app.core.migrate import upgrade
+
+cli = typer.Typer(help="Issue and verify Open Badges 3.0 micro-credentials.", no_args_is_help=True)
+db_cli = typer.Typer(help="Database schema.", no_args_is_help=True)
+issuer_cli = typer.Typer(help="Issuers (course providers).", no_args_is_help=True)
+cli.add_typer(db_cli, name="db")
+cli.add_typer(issuer_cli, name="issuer")
+
+MAX_FETCH_BYTES = 1024 * 1024
+
+
+def _context() -> AppContext:
+    return AppContext.build(Settings())
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    return typer.Exit(code)
+
+
+def _unit_of_work(ctx: AppContext) -> Any:
+    """One transaction for a CLI command: the same commit point as a request."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def scope() -> Any:
+        yield from session_scope(ctx.sessions)
+
+    return scope()
+
+
+@db_cli.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Migrate the database to the newest schema."""
+    settings = Settings()
+    upgrade(settings.database_url, revision)
+    typer.echo(f"database at {revision}")
+
+
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    reload: Annotated[bool, typer.Option(help="Restart on code changes (development).")] = False,
+) -> None:
+    """Run the service with uvicorn."""
+    import uvicorn
+
+    settings = Settings()  # fail fast on bad settings, before forking workers
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        reload=reload,
+        access_log=settings.access_log,
+        proxy_headers=True,
+        log_level="info",
+    )
+
+
+@issuer_cli.command("create")
+def issuer_create(
+    name: Annotated[str, typer.Option(help="Display name of the provider.")],
+    url: Annotated[str, typer.Option(help="The provider's website.")],
+    slug: Annotated[
+        str | None, typer.Option(help="URL name; derived from the name when absent.")
+    ] = None,
+    algorithm: Annotated[
+        SigningAlgorithm, typer.Option(help="Signing algorithm.")
+    ] = SigningAlgorithm.ES256,
+    email: Annotated[
+        str | None, typer.Option(help="Contact email, published in the profile.")
+    ] = None,
+    description: Annotated[str | None, typer.Option()] = None,
+    suspension: Annotated[bool, typer.Option(help="Offer suspension besides revocation.")] = False,
+) -> None:
+    """Create an issuer; prints it and its first API key (shown once)."""
+    from pydantic import ValidationError
+
+    from app.issuers import service
+    from app.issuers.router import issuer_read
+    from app.issuers.schemas import IssuerCreate
+
+    try:
+        data = IssuerCreate.model_validate(
+            {
+                "name": name,
+                "url": url,
+                "slug": slug,
+                "algorithm": algorithm,
+                "email": email,
+                "description": description,
+                "suspension": suspension,
+            }
+        )
+    except ValidationError as exc:
+        raise _fail(
+            f"invalid issuer: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}"
+        ) from exc
+    ctx = _context()
+    from app.core.errors import AppError
+
+    try:
+        with _unit_of_work(ctx) as session:
+            issuer, key, _api, secret = service.create_issuer(
+                session, keystore=ctx.keystore, data=data
+            )
+            read = issuer_read(ctx.settings, issuer, [key])
+    except AppError as exc:
+        raise _fail(exc.message) from exc
+    typer.echo(json.dumps({"issuer": read.model_dump(mode="json"), "api_key": secret}, indent=2))
+
+
+@cli.command()
+def issue(
+    issuer: Annotated[str, typer.Option(help="Issuer slug.")],
+    achievement: Annotated[str, typer.Option(help="Achievement id (UUID).")],
+    email: Annotated[
+        str | None, typer.Option(help="Recipient email (published only salted and hashed).")
+    ] = None,
+    did: Annotated[str | None, typer.Option(help="Recipient DID.")] = None,
+    recipient_url: Annotated[
+        str | None, typer.Option("--recipient-url", help="Recipient URL.")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Recipient display name.")] = None,
+    valid_until: Annotated[
+        str | None, typer.Option(help="ISO 8601 expiry, e.g. 2027-12-31T00:00:00Z.")
+    ] = None,
+) -> None:
+    """Issue a single credential; prints its id, URL and JWT."""
+    from pydantic import ValidationError
+
+    from app.core.errors import AppError
+    from app.credentials import service as credentials
+    from app.credentials.schemas import CredentialCreate
+    from app.issuers import service as issuers
+
+    recipient = {
+        k: v
+        for k, v in {"email": email, "did": did, "url": recipient_url, "name": name}.items()
+        if v
+    }
+    try:
+        data = CredentialCreate.model_validate(
+            {"achievement_id": achievement, "recipient": recipient, "valid_until": valid_until}
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise _fail(
+            f"invalid credential: {'.'.join(map(str, first['loc']))}: {first['msg']}"
+        ) from exc
+    ctx = _context()
+    try:
+        with _unit_of_work(ctx) as session:
+            owner = issuers.get_issuer(session, slug=issuer)
+            issued = credentials.issue_credential(
+                session, settings=ctx.settings, keystore=ctx.keystore, issuer=owner, data=data
+            )
+            record = issued.record
+            url = credentials.credential_url(ctx.settings, record.id)
+    except AppError as exc:
+        raise _fail(exc.message) from exc
+    typer.echo(json.dumps({"id": str(record.id), "url": url, "jwt": record.jwt}, indent=2))
+
+
+def _load_credential(ctx: AppContext, session: Session, source: str) -> str | dict[str, Any]:
+    from app.credentials import repository as credentials_repository
+    from app.verify.service import credential_uuid_from_url
+
+    text = source.strip()
+    if text.startswith(("http://", "https://")):
+        record_id = credential_uuid_from_url(ctx.settings, text)
+        if record_id is not None:
+            record = credentials_repository.get(session, record_id)
+            if record is not None:
+                return record.jwt
+        return _fetch(text)
+    path = Path(text)
+    if len(text) < 4096 and path.is_file():
+        text = path.read_text("utf-8").strip()
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise _fail("the JSON could not be read") from exc
+        if not isinstance(data, dict):
+            raise _fail("expected a credential object")
+        return data
+    return text
+
+
+def _fetch(url: str) -> str | dict[str, Any]:
+    """Fetch a credential from its link, asking for the signed JWT first."""
+    headers = {"Accept": "application/vc+jwt, application/jwt;q=0.9, application/ld+json;q=0.5"}
+    try:
+        with (
+            httpx.Client(timeout=10.0, follow_redirects=False) as client,
+            client.stream("GET", url, headers=headers) as r,
+        ):
+            body = b""
+            for chunk in r.iter_bytes():
+                body += chunk
+                if len(body) > MAX_FETCH_BYTES:
+                    raise _fail("the credential link answered with more than 1 MiB")
+            if r.status_code != 200:
+                raise _fail(f"the credential link answered HTTP {r.status_code}")
+            media = r.headers.get("content-type", "").split(";")[0]
+    except httpx.HTTPError as exc:
+        raise _fail(f"could not fetch {url}: {type(exc).__name__}") from exc
+    text = body.decode("utf-8", "replace").strip()
+    if "json" in media:
+        data = json.loads(text)
+        if isinstance(data, dict):
+            return data
+    return text
+
+
+@cli.command()
+def verify(
+    source: Annotated[
+        str,
+        typer.Argument(
+            metavar="PATH_OR_JWT_OR_URL",
+            help="A JWT, a file holding one (or JSON), or a credential link; '-' reads stdin.",
+        ),
+    ],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the verification result as JSON.")
+    ] = False,
+    jwks: Annotated[
+        Path | None,
+        typer.Option(
+            help="A JWKS file of keys you trust (offline verification of foreign credentials)."
+        ),
+    ] = None,
+) -> None:
+    """Verify a credential and print the checks; exits 0 only if it is verified."""
+    from app.verify.keys import TrustedKey
+    from app.verify.service import Verifier, verify_any
+
+    if source == "-":
+        source = sys.stdin.read()
+    trusted: dict[str, TrustedKey] = {}
+    if jwks is not None:
+        try:
+            for jwk in json.loads(jwks.read_text("utf-8")).get("keys", []):
+                if isinstance(jwk, dict) and isinstance(jwk.get("kid"), str):
+                    trusted[jwk["kid"]] = TrustedKey(jwk=jwk)
+        except (OSError, ValueError, AttributeError) as exc:
+            raise _fail(f"cannot read the JWKS file: {exc}") from exc
+    ctx = _context()
+    with _unit_of_work(ctx) as session:
+        credential = _load_credential(ctx, session, source)
+        verifier = Verifier(
+            session=session, settings=ctx.settings, key_cache=ctx.public_keys, trusted_keys=trusted
+        )
+        result = verify_any(verifier, credential).result()
+    if as_json:
+        typer.echo(result.model_dump_json(indent=2))
+    else:
+        colour = typer.colors.GREEN if result.verified else typer.colors.RED
+        typer.secho(
+            f"{result.status.value.upper()}  verified={str(result.verified).lower()}",
+            fg=colour,
+            bold=True,
+        )
+        if result.credential:
+            c = result.credential
+            typer.echo(
+                f"  {c.achievement.name or '(unnamed)'} — issued by {c.issuer.name or c.issuer.id}"
+            )
+        for check in result.checks:
+            typer.echo(f"  [{check.result.value:7}] {check.check.value}: {check.detail}")
+    raise typer.Exit(0 if result.verified else 1)
+
+
+@cli.command()
+def demo() -> None:
+    """Create the demo issuer, achievements and a credential (idempotent); print the credential URL."""
+    from app.demo.service import seed
+
+    ctx = _context()
+    with _unit_of_work(ctx) as session:
+        result = seed(session, ctx)
+    if result.created:
+        typer.echo(
+            f"demo issuer '{result.issuer_slug}' created; its API key (shown once): {result.api_key}"
+        )
+    typer.echo(f"demo credential: {result.credential_url}")
+
+
+def main() -> None:
+    cli()

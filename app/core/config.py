@@ -1,0 +1,83 @@
+"""The one settings object. Every knob the service has is read here, from `MICROCRED_*`."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_ADMIN_TOKEN = "dev-admin-token"  # noqa: S105 - the documented development default, refused in production
+
+
+class Environment(StrEnum):
+    development = "development"
+    production = "production"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MICROCRED_", extra="ignore")
+
+    base_url: str = "http://localhost:8000"
+    database_url: str = "sqlite:///./data/microcred.db"
+    keys_dir: Path = Path("./keys")
+    keys_passphrase: SecretStr | None = None
+    admin_token: SecretStr | None = None
+    env: Environment = Environment.development
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    access_log: bool = False
+    qr_cache_size: int = Field(default=4096, ge=0)
+    db_pool_size: int = Field(default=5, ge=1)
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url_is_an_origin(cls, value: str) -> str:
+        value = value.rstrip("/")
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ValueError(
+                "MICROCRED_BASE_URL must be an http(s) origin such as https://badges.example.org"
+            )
+        if parts.query or parts.fragment:
+            raise ValueError("MICROCRED_BASE_URL must not carry a query or fragment")
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_insecure_production(self) -> Settings:
+        if self.env is Environment.production:
+            problems = []
+            if self.admin_token is None or self.admin_token.get_secret_value() == DEV_ADMIN_TOKEN:
+                problems.append("MICROCRED_ADMIN_TOKEN must be set to a secret of your own")
+            elif len(self.admin_token.get_secret_value()) < 24:
+                problems.append("MICROCRED_ADMIN_TOKEN must be at least 24 characters")
+            if self.keys_passphrase is None:
+                problems.append(
+                    "MICROCRED_KEYS_PASSPHRASE must be set: private keys are encrypted at rest"
+                )
+            if urlsplit(self.base_url).scheme != "https":
+                problems.append("MICROCRED_BASE_URL must be https in production")
+            if problems:
+                raise ValueError("insecure production settings: " + "; ".join(problems))
+        return self
+
+    @cached_property
+    def did_host(self) -> str:
+        """The did:web method-specific host part: the port's colon percent-encoded."""
+        parts = urlsplit(self.base_url)
+        host = parts.hostname or "localhost"
+        return f"{host}%3A{parts.port}" if parts.port else host
+
+    @cached_property
+    def did_path_prefix(self) -> str:
+        """did:web path segments from a base URL mounted below the origin's root."""
+        path = urlsplit(self.base_url).path.strip("/")
+        return ":".join(path.split("/")) + ":" if path else ""
+
+    def issuer_did(self, slug: str) -> str:
+        return f"did:web:{self.did_host}:{self.did_path_prefix}issuers:{slug}"
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}{path}"

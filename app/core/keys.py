@@ -1,0 +1,210 @@
+"""Signing keys: generation, JWK export, and the at-rest key store (PKCS#8 PEM files, 0600)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import threading
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
+PublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey
+
+
+class UnusableKey(Exception):
+    """A key that cannot be used: malformed, of an unsupported type, or unreadable."""
+
+
+class SigningAlgorithm(StrEnum):
+    """Algorithms our own issuers sign with (verification accepts a few more)."""
+
+    ES256 = "ES256"
+    EdDSA = "EdDSA"
+    RS256 = "RS256"
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _int_b64(value: int, length: int | None = None) -> str:
+    size = length if length is not None else max(1, (value.bit_length() + 7) // 8)
+    return b64url(value.to_bytes(size, "big"))
+
+
+def generate_private_key(algorithm: SigningAlgorithm) -> PrivateKey:
+    if algorithm is SigningAlgorithm.ES256:
+        return ec.generate_private_key(ec.SECP256R1())
+    if algorithm is SigningAlgorithm.EdDSA:
+        return ed25519.Ed25519PrivateKey.generate()
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+_CURVES: dict[str, tuple[type[ec.EllipticCurve], int]] = {
+    "P-256": (ec.SECP256R1, 32),
+    "P-384": (ec.SECP384R1, 48),
+    "P-521": (ec.SECP521R1, 66),
+}
+
+
+def public_jwk(key: PublicKey) -> dict[str, str]:
+    """The public key as a JWK holding only the members RFC 7638 thumbprints are taken over."""
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        name = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}.get(
+            key.curve.name
+        )
+        if name is None:
+            raise UnusableKey(f"unsupported curve {key.curve.name}")
+        size = _CURVES[name][1]
+        numbers = key.public_numbers()
+        return {
+            "kty": "EC",
+            "crv": name,
+            "x": _int_b64(numbers.x, size),
+            "y": _int_b64(numbers.y, size),
+        }
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return {"kty": "OKP", "crv": "Ed25519", "x": b64url(raw)}
+    if isinstance(key, rsa.RSAPublicKey):
+        rsa_numbers = key.public_numbers()
+        return {"kty": "RSA", "n": _int_b64(rsa_numbers.n), "e": _int_b64(rsa_numbers.e)}
+    raise UnusableKey(f"unsupported key type {type(key).__name__}")
+
+
+def jwk_thumbprint(jwk: dict[str, Any]) -> str:
+    """RFC 7638 thumbprint (SHA-256, base64url): a stable key id derived from the key itself."""
+    required = {
+        "EC": ("crv", "kty", "x", "y"),
+        "OKP": ("crv", "kty", "x"),
+        "RSA": ("e", "kty", "n"),
+    }
+    members = required.get(str(jwk.get("kty")))
+    if members is None:
+        raise UnusableKey(f"unsupported JWK key type {jwk.get('kty')!r}")
+    canonical = json.dumps({m: jwk[m] for m in members}, separators=(",", ":"), sort_keys=True)
+    return b64url(hashlib.sha256(canonical.encode()).digest())
+
+
+def public_key_from_jwk(jwk: Any) -> PublicKey:
+    """Parse a public JWK (EC P-256/384/521, Ed25519, RSA >= 2048 bits); private members are ignored."""
+    if not isinstance(jwk, dict):
+        raise UnusableKey("a JWK must be a JSON object")
+    kty = jwk.get("kty")
+    try:
+        if kty == "EC":
+            curve = _CURVES.get(str(jwk.get("crv")))
+            if curve is None:
+                raise UnusableKey(f"unsupported EC curve {jwk.get('crv')!r}")
+            curve_cls, size = curve
+            x, y = b64url_decode(str(jwk["x"])), b64url_decode(str(jwk["y"]))
+            if len(x) != size or len(y) != size:
+                raise UnusableKey("EC key coordinates have the wrong length")
+            return ec.EllipticCurvePublicNumbers(
+                int.from_bytes(x, "big"), int.from_bytes(y, "big"), curve_cls()
+            ).public_key()
+        if kty == "OKP":
+            if jwk.get("crv") != "Ed25519":
+                raise UnusableKey(f"unsupported OKP curve {jwk.get('crv')!r}")
+            return ed25519.Ed25519PublicKey.from_public_bytes(b64url_decode(str(jwk["x"])))
+        if kty == "RSA":
+            n = int.from_bytes(b64url_decode(str(jwk["n"])), "big")
+            e = int.from_bytes(b64url_decode(str(jwk["e"])), "big")
+            if n.bit_length() < 2048:
+                raise UnusableKey("RSA keys shorter than 2048 bits are refused")
+            return rsa.RSAPublicNumbers(e, n).public_key()
+    except UnusableKey:
+        raise
+    except (KeyError, ValueError, TypeError) as exc:
+        raise UnusableKey(f"malformed {kty} JWK: {exc}") from exc
+    raise UnusableKey(f"unsupported JWK key type {kty!r}")
+
+
+class KeyStore:
+    """Private keys on disk, one PKCS#8 PEM per key, encrypted when a passphrase is set.
+
+    Parsed keys are cached: loading a PEM (and decrypting it) costs far more than a signature.
+    """
+
+    def __init__(self, directory: Path, passphrase: str | None) -> None:
+        self.directory = directory
+        self._passphrase = passphrase.encode() if passphrase else None
+        self._cache: dict[str, PrivateKey] = {}
+        self._lock = threading.Lock()
+
+    def path_for(self, ref: str) -> Path:
+        if "/" in ref or "\\" in ref or ref.startswith("."):
+            raise UnusableKey("invalid key reference")
+        return self.directory / f"{ref}.pem"
+
+    def save(self, ref: str, key: PrivateKey) -> Path:
+        encryption: serialization.KeySerializationEncryption = (
+            serialization.BestAvailableEncryption(self._passphrase)
+            if self._passphrase
+            else serialization.NoEncryption()
+        )
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+        )
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.path_for(ref)
+        tmp = path.with_suffix(".pem.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(pem)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        with self._lock:
+            self._cache[ref] = key
+        return path
+
+    def load(self, ref: str) -> PrivateKey:
+        cached = self._cache.get(ref)
+        if cached is not None:
+            return cached
+        path = self.path_for(ref)
+        try:
+            pem = path.read_bytes()
+        except FileNotFoundError as exc:
+            raise UnusableKey(f"private key {ref} is missing from {self.directory}") from exc
+        encrypted = b"ENCRYPTED" in pem.split(b"\n", 1)[0]
+        try:
+            key = serialization.load_pem_private_key(
+                pem, password=self._passphrase if encrypted else None
+            )
+        except (ValueError, TypeError) as exc:
+            raise UnusableKey(f"private key {ref} cannot be read (wrong passphrase?)") from exc
+        if not isinstance(
+            key, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
+        ):
+            raise UnusableKey(f"private key {ref} has an unsupported type")
+        with self._lock:
+            self._cache[ref] = key
+        return key
+
+    def delete(self, ref: str) -> None:
+        with self._lock:
+            self._cache.pop(ref, None)
+        self.path_for(ref).unlink(missing_ok=True)
+
+    def unencrypted_keys(self) -> list[Path]:
+        """PEM files stored in clear: refused at start-up in production."""
+        if not self.directory.is_dir():
+            return []
+        return sorted(
+            p
+            for p in self.directory.glob("*.pem")
+            if b"ENCRYPTED" not in p.read_bytes().split(b"\n", 1)[0]
+        )

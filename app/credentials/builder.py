@@ -1,0 +1,119 @@
+"""Pure functions that build OB 3.0 credentials and their VC-JWT claims. No I/O here."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from app.core.standards import OB3_CONTEXT, OB3_SCHEMA_ID, VC2_CONTEXT
+
+
+def isoformat(moment: datetime) -> str:
+    """XML Schema dateTimeStamp in UTC with a `Z`, as VCDM 2.0 and the OB 3.0 schema expect."""
+    return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def identity_hash(value: str, salt: str) -> str:
+    """OB 3.0 IdentityHash: `sha256$` + hex SHA-256 of the identifier with the salt appended."""
+    return "sha256$" + hashlib.sha256((value + salt).encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Recipient:
+    subject_id: str
+    email_hash: str | None = None
+    salt: str | None = None
+    name: str | None = None
+
+    def identifiers(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        if self.email_hash is not None:
+            out.append(
+                {
+                    "type": "IdentityObject",
+                    "hashed": True,
+                    "identityHash": self.email_hash,
+                    "identityType": "emailAddress",
+                    "salt": self.salt,
+                }
+            )
+        if self.name is not None:
+            out.append(
+                {
+                    "type": "IdentityObject",
+                    "hashed": False,
+                    "identityHash": self.name,
+                    "identityType": "name",
+                }
+            )
+        return out
+
+
+def build_credential(
+    *,
+    credential_id: str,
+    issuer_profile: dict[str, Any],
+    achievement: dict[str, Any],
+    recipient: Recipient,
+    valid_from: datetime,
+    valid_until: datetime | None,
+    awarded: datetime,
+    evidence: list[dict[str, Any]] | None = None,
+    credential_status: dict[str, Any] | list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """An `OpenBadgeCredential` on the VCDM 2.0 contexts, ready to be the VC-JWT payload."""
+    subject: dict[str, Any] = {
+        "id": recipient.subject_id,
+        "type": ["AchievementSubject"],
+        "achievement": achievement,
+    }
+    identifiers = recipient.identifiers()
+    if identifiers:
+        subject["identifier"] = identifiers
+    credential: dict[str, Any] = {
+        "@context": [VC2_CONTEXT, OB3_CONTEXT],
+        "id": credential_id,
+        "type": ["VerifiableCredential", "OpenBadgeCredential"],
+        "name": achievement["name"],
+        "description": achievement.get("description"),
+        "issuer": issuer_profile,
+        "validFrom": isoformat(valid_from),
+        "awardedDate": isoformat(awarded),
+        "credentialSubject": subject,
+        "credentialSchema": [{"id": OB3_SCHEMA_ID, "type": "1EdTechJsonSchemaValidator2019"}],
+    }
+    if credential["description"] is None:
+        del credential["description"]
+    if valid_until is not None:
+        credential["validUntil"] = isoformat(valid_until)
+    if evidence:
+        credential["evidence"] = [{"type": ["Evidence"], **e} for e in evidence]
+    if credential_status is not None:
+        credential["credentialStatus"] = credential_status
+    return credential
+
+
+def jwt_claims(credential: dict[str, Any]) -> dict[str, Any]:
+    """OB 3.0 VC-JWT: the credential is the payload, plus the registered claims it implies."""
+    claims = dict(credential)
+    claims["iss"] = (
+        credential["issuer"]["id"]
+        if isinstance(credential["issuer"], dict)
+        else credential["issuer"]
+    )
+    claims["jti"] = credential["id"]
+    claims["sub"] = credential["credentialSubject"]["id"]
+    claims["nbf"] = _epoch(credential["validFrom"])
+    if "validUntil" in credential:
+        claims["exp"] = _epoch(credential["validUntil"])
+    return claims
+
+
+def _epoch(stamp: str) -> int:
+    return int(datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp())

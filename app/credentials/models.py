@@ -1,0 +1,40 @@
+"""Issuance records: one row per signed credential, holding the JWT exactly as issued."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.db import Base, UTCDateTime, utcnow
+
+
+class Credential(Base):
+    __tablename__ = "credentials"
+    __table_args__ = (
+        UniqueConstraint("issuer_id", "idempotency_key"),
+        Index("ix_credentials_issuer_issued", "issuer_id", "issued_at", "id"),
+        Index("ix_credentials_achievement", "achievement_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    issuer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("issuers.id", ondelete="RESTRICT"))
+    achievement_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("achievements.id", ondelete="RESTRICT")
+    )
+    signing_key_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("signing_keys.id", ondelete="RESTRICT")
+    )
+    subject_id: Mapped[str] = mapped_column(String(2048))
+    # Salted SHA-256 of the recipient's email (`sha256$<hex>`) and its salt; the email is never stored.
+    recipient_hash: Mapped[str | None] = mapped_column(String(80))
+    recipient_salt: Mapped[str | None] = mapped_column(String(64))
+    recipient_name: Mapped[str | None] = mapped_column(String(200))
+    valid_from: Mapped[datetime] = mapped_column(UTCDateTime)
+    valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    jwt: Mapped[str] = mapped_column(Text)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    request_hash: Mapped[str | None] = mapped_column(String(64))

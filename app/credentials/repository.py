@@ -1,0 +1,49 @@
+"""Every SQL statement of the credentials feature."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select, tuple_
+from sqlalchemy.orm import Session
+
+from app.credentials.models import Credential
+
+
+def get(session: Session, credential_id: uuid.UUID) -> Credential | None:
+    return session.get(Credential, credential_id)
+
+
+def by_idempotency_key(session: Session, issuer_id: uuid.UUID, key: str) -> Credential | None:
+    return session.scalars(
+        select(Credential).where(
+            Credential.issuer_id == issuer_id, Credential.idempotency_key == key
+        )
+    ).one_or_none()
+
+
+def list_for_issuer(
+    session: Session,
+    issuer_id: uuid.UUID,
+    *,
+    limit: int,
+    after: tuple[datetime, uuid.UUID] | None,
+    achievement_id: uuid.UUID | None = None,
+    subject_id: str | None = None,
+    issued_after: datetime | None = None,
+    issued_before: datetime | None = None,
+) -> Sequence[Credential]:
+    query = select(Credential).where(Credential.issuer_id == issuer_id)
+    if achievement_id is not None:
+        query = query.where(Credential.achievement_id == achievement_id)
+    if subject_id is not None:
+        query = query.where(Credential.subject_id == subject_id)
+    if issued_after is not None:
+        query = query.where(Credential.issued_at >= issued_after)
+    if issued_before is not None:
+        query = query.where(Credential.issued_at < issued_before)
+    if after is not None:
+        query = query.where(tuple_(Credential.issued_at, Credential.id) > tuple_(*after))
+    return session.scalars(query.order_by(Credential.issued_at, Credential.id).limit(limit)).all()

@@ -1,0 +1,170 @@
+"""Credential routes: issuance for issuers, and the public credential URL (page, JSON or JWT)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+
+from app.core.config import Settings
+from app.core.deps import ContextDep, SessionDep, SettingsDep
+from app.core.errors import NotFound
+from app.core.pagination import Page, decode_cursor, encode_cursor
+from app.core.web import JSON_TYPES, JWT_TYPES, preferred, render
+from app.credentials import repository, service
+from app.credentials.models import Credential
+from app.credentials.schemas import CredentialCreate, CredentialRead
+from app.issuers.deps import CurrentIssuer
+from app.verify.page import verification_context
+from app.verify.service import Verifier
+
+api = APIRouter(prefix="/api/v1/credentials", tags=["issuer"])
+public = APIRouter(tags=["public"])
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="Retry-safe issuance key.",
+    ),
+]
+
+
+def credential_read(settings: Settings, record: Credential) -> CredentialRead:
+    url = service.credential_url(settings, record.id)
+    return CredentialRead(
+        id=record.id,
+        url=url,
+        jwt=record.jwt,
+        credential=service.credential_json(record),
+        qr_svg_url=f"{url}/qr.svg",
+        qr_png_url=f"{url}/qr.png",
+        achievement_id=record.achievement_id,
+        subject_id=record.subject_id,
+        recipient_name=record.recipient_name,
+        valid_from=record.valid_from,
+        valid_until=record.valid_until,
+        issued_at=record.issued_at,
+    )
+
+
+@api.post("", status_code=201, response_model=CredentialRead)
+def issue_credential(
+    data: CredentialCreate,
+    issuer: CurrentIssuer,
+    session: SessionDep,
+    ctx: ContextDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Issue (sign and record) one credential. Repeating an Idempotency-Key replays the result."""
+    issued = service.issue_credential(
+        session,
+        settings=ctx.settings,
+        keystore=ctx.keystore,
+        issuer=issuer,
+        data=data,
+        idempotency_key=idempotency_key,
+    )
+    body = credential_read(ctx.settings, issued.record).model_dump(mode="json")
+    headers = {"Location": body["url"]}
+    if issued.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(body, status_code=200 if issued.replayed else 201, headers=headers)
+
+
+@api.get("", response_model=Page[CredentialRead])
+def list_credentials(
+    issuer: CurrentIssuer,
+    session: SessionDep,
+    settings: SettingsDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    achievement_id: uuid.UUID | None = None,
+    subject_id: Annotated[str | None, Query(max_length=2048)] = None,
+    issued_after: datetime | None = None,
+    issued_before: datetime | None = None,
+) -> Page[CredentialRead]:
+    """List the calling issuer's credentials, oldest first, filtered and a page at a time."""
+    rows = repository.list_for_issuer(
+        session,
+        issuer.id,
+        limit=limit + 1,
+        after=decode_cursor(cursor),
+        achievement_id=achievement_id,
+        subject_id=subject_id,
+        issued_after=issued_after,
+        issued_before=issued_before,
+    )
+    page = rows[:limit]
+    next_cursor = encode_cursor(page[-1].issued_at, page[-1].id) if len(rows) > limit else None
+    return Page[CredentialRead](
+        items=[credential_read(settings, r) for r in page], next_cursor=next_cursor
+    )
+
+
+@api.get("/{credential_id}", response_model=CredentialRead)
+def get_credential(
+    credential_id: uuid.UUID, issuer: CurrentIssuer, session: SessionDep, settings: SettingsDep
+) -> CredentialRead:
+    """Read one of the calling issuer's credentials."""
+    record = service.get_credential(session, credential_id=credential_id, issuer=issuer)
+    return credential_read(settings, record)
+
+
+@public.get(
+    "/credentials/{credential_id}",
+    response_model=None,
+    responses={
+        200: {
+            "content": {
+                "text/html": {},
+                "application/ld+json": {},
+                "application/vc+jwt": {"schema": {"type": "string"}},
+            },
+            "description": "The verification page, the credential JSON or the compact JWT, by Accept.",
+        }
+    },
+)
+def credential_page(
+    credential_id: str,
+    request: Request,
+    session: SessionDep,
+    ctx: ContextDep,
+    format: Annotated[
+        Literal["html", "json", "jwt"] | None, Query(description="Overrides Accept.")
+    ] = None,
+) -> Response:
+    """The credential's public URL: a verification page for browsers, JSON or JWT by Accept."""
+    try:
+        record_id = uuid.UUID(credential_id)
+    except ValueError:
+        raise NotFound(f"No credential {credential_id}.") from None
+    record = service.get_credential(session, credential_id=record_id)
+    chosen = (
+        format
+        or {
+            "text/html": "html",
+            "application/json": "json",
+            "application/ld+json": "json",
+            "application/vc+jwt": "jwt",
+            "application/jwt": "jwt",
+        }[preferred(request, ("text/html", *JSON_TYPES, *JWT_TYPES), "text/html")]
+    )
+    vary = {"Vary": "Accept"}
+    if chosen == "jwt":
+        return PlainTextResponse(record.jwt, media_type="application/vc+jwt", headers=vary)
+    if chosen == "json":
+        return JSONResponse(
+            service.credential_json(record), media_type="application/ld+json", headers=vary
+        )
+    verifier = Verifier(session=session, settings=ctx.settings, key_cache=ctx.public_keys)
+    verification = verifier.verify_jwt(record.jwt)
+    response = render(request, "credential.html", verification_context(ctx.settings, verification))
+    response.headers["Vary"] = "Accept"
+    response.headers["Cache-Control"] = "no-cache"
+    return response

@@ -1,0 +1,107 @@
+"""Request and response bodies of the credential endpoints."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import (
+    AnyUrl,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+Did = Annotated[
+    str,
+    StringConstraints(pattern=r"^did:[a-z0-9]+:[A-Za-z0-9._:%-]+(?:[/?#].*)?$", max_length=2000),
+]
+Short = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Long = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10000)]
+
+
+class RecipientIn(BaseModel):
+    """Who earned the credential: an email (published only salted and hashed), a DID or a URL."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr | None = None
+    did: Did | None = None
+    url: AnyUrl | None = None
+    name: Short | None = Field(
+        default=None, description="Display name, shown on the credential and its page."
+    )
+
+    @model_validator(mode="after")
+    def _someone(self) -> RecipientIn:
+        if self.email is None and self.did is None and self.url is None:
+            raise ValueError("recipient needs an email, a did or a url")
+        if self.did is not None and self.url is not None:
+            raise ValueError("give either a did or a url for the recipient, not both")
+        if self.url is not None and self.url.scheme not in {"http", "https"}:
+            raise ValueError("recipient url must be http(s)")
+        return self
+
+
+class EvidenceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: AnyUrl | None = None
+    name: Short | None = None
+    description: Long | None = None
+    narrative: Long | None = None
+    genre: Short | None = None
+    audience: Short | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> EvidenceIn:
+        if not self.model_dump(exclude_none=True):
+            raise ValueError("evidence needs at least one field")
+        return self
+
+
+class CredentialCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    achievement_id: uuid.UUID
+    recipient: RecipientIn
+    valid_from: AwareDatetime | None = Field(
+        default=None, description="Defaults to the moment of issuance."
+    )
+    valid_until: AwareDatetime | None = None
+    evidence: list[EvidenceIn] | None = Field(default=None, max_length=50)
+
+    @model_validator(mode="after")
+    def _dates(self) -> CredentialCreate:
+        if (
+            self.valid_until is not None
+            and self.valid_from is not None
+            and self.valid_until <= self.valid_from
+        ):
+            raise ValueError("valid_until must be later than valid_from")
+        return self
+
+
+class CredentialIssued(BaseModel):
+    id: uuid.UUID
+    url: str = Field(
+        description="Verification link; also the credential's id and the QR code's content."
+    )
+    jwt: str
+    credential: dict[str, Any]
+    qr_svg_url: str
+    qr_png_url: str
+
+
+class CredentialRead(CredentialIssued):
+    achievement_id: uuid.UUID
+    subject_id: str
+    recipient_name: str | None
+    valid_from: datetime
+    valid_until: datetime | None
+    issued_at: datetime

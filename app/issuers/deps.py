@@ -1,0 +1,29 @@
+"""The issuer behind an API key, as a dependency."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header
+
+from app.core.deps import SessionDep
+from app.core.errors import Unauthorized
+from app.core.security import bearer_token, hash_secret
+from app.issuers import repository
+from app.issuers.models import Issuer
+
+
+def current_issuer(
+    session: SessionDep,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Issuer:
+    token = bearer_token(authorization)
+    if token is None:
+        raise Unauthorized("This endpoint needs an issuer API key as a bearer token.")
+    issuer = repository.issuer_for_api_key(session, hash_secret(token))
+    if issuer is None:
+        raise Unauthorized("The API key is not valid or has been revoked.")
+    return issuer
+
+
+CurrentIssuer = Annotated[Issuer, Depends(current_issuer)]

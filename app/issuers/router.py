@@ -1,0 +1,170 @@
+"""Issuer routes: the operator's API and the public profile, DID document and JWKS."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from app.core.config import Settings
+from app.core.deps import AdminDep, ContextDep, SessionDep, SettingsDep
+from app.core.standards import OB3_CONTEXT, VC2_CONTEXT
+from app.core.web import render, wants_html
+from app.issuers import repository, service
+from app.issuers.models import Issuer, SigningKey
+from app.issuers.schemas import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyRead,
+    IssuerCreate,
+    IssuerCreated,
+    IssuerRead,
+    SigningKeyRead,
+)
+
+api = APIRouter(prefix="/api/v1/issuers", tags=["operator"])
+public = APIRouter(tags=["public"])
+
+
+def issuer_read(
+    settings: Settings, issuer: Issuer, keys: list[SigningKey] | tuple[SigningKey, ...]
+) -> IssuerRead:
+    did = settings.issuer_did(issuer.slug)
+    return IssuerRead(
+        id=did,
+        slug=issuer.slug,
+        name=issuer.name,
+        url=issuer.url,
+        email=issuer.email,
+        description=issuer.description,
+        image=issuer.image,
+        algorithm=issuer.algorithm,
+        suspension=issuer.suspension,
+        profile_url=settings.url(f"/issuers/{issuer.slug}"),
+        did_document_url=settings.url(f"/issuers/{issuer.slug}/did.json"),
+        jwks_url=settings.url(f"/issuers/{issuer.slug}/jwks.json"),
+        created_at=issuer.created_at,
+        keys=[
+            SigningKeyRead(
+                kid=f"{did}#{k.key_id}",
+                algorithm=k.algorithm,
+                status=k.status,
+                created_at=k.created_at,
+                retired_at=k.retired_at,
+                compromised_at=k.compromised_at,
+            )
+            for k in keys
+        ],
+    )
+
+
+@api.post("", status_code=201, response_model=IssuerCreated)
+def create_issuer(
+    data: IssuerCreate, _admin: AdminDep, session: SessionDep, ctx: ContextDep
+) -> IssuerCreated:
+    """Create an issuer with a signing key and a first API key (shown once)."""
+    issuer, key, api_key, secret = service.create_issuer(session, keystore=ctx.keystore, data=data)
+    return IssuerCreated(
+        issuer=issuer_read(ctx.settings, issuer, [key]),
+        api_key=ApiKeyCreated(**ApiKeyRead.model_validate(api_key).model_dump(), key=secret),
+    )
+
+
+@api.get("", response_model=list[IssuerRead])
+def list_issuers(_admin: AdminDep, session: SessionDep, settings: SettingsDep) -> list[IssuerRead]:
+    """List every issuer."""
+    issuers = repository.list_all(session)
+    keys: dict[uuid.UUID, list[SigningKey]] = {}
+    for key in repository.keys_of_many(session, [i.id for i in issuers]):
+        keys.setdefault(key.issuer_id, []).append(key)
+    return [issuer_read(settings, i, keys.get(i.id, [])) for i in issuers]
+
+
+@api.get("/{slug}", response_model=IssuerRead)
+def get_issuer(
+    slug: str, _admin: AdminDep, session: SessionDep, settings: SettingsDep
+) -> IssuerRead:
+    """Read one issuer with its keys."""
+    issuer = service.get_issuer(session, slug=slug)
+    return issuer_read(settings, issuer, list(repository.keys_of(session, issuer.id)))
+
+
+@api.get("/{slug}/api-keys", response_model=list[ApiKeyRead])
+def list_api_keys(slug: str, _admin: AdminDep, session: SessionDep) -> list[ApiKeyRead]:
+    """List an issuer's API keys (never the secrets)."""
+    issuer = service.get_issuer(session, slug=slug)
+    return [ApiKeyRead.model_validate(k) for k in repository.api_keys_of(session, issuer.id)]
+
+
+@api.post("/{slug}/api-keys", status_code=201, response_model=ApiKeyCreated)
+def create_api_key(
+    slug: str, _admin: AdminDep, session: SessionDep, data: ApiKeyCreate | None = None
+) -> ApiKeyCreated:
+    """Create another API key for an issuer (shown once)."""
+    issuer = service.get_issuer(session, slug=slug)
+    record, secret = service.create_api_key(session, issuer=issuer, data=data)
+    return ApiKeyCreated(**ApiKeyRead.model_validate(record).model_dump(), key=secret)
+
+
+@api.delete("/{slug}/api-keys/{key_id}", response_model=ApiKeyRead)
+def revoke_api_key(
+    slug: str, key_id: uuid.UUID, _admin: AdminDep, session: SessionDep
+) -> ApiKeyRead:
+    """Revoke an API key: it stops working at once."""
+    issuer = service.get_issuer(session, slug=slug)
+    return ApiKeyRead.model_validate(service.revoke_api_key(session, issuer=issuer, key_id=key_id))
+
+
+# --- public ---------------------------------------------------------------------------------
+
+_PUBLIC_CACHE = "public, max-age=300"
+
+
+@public.get("/issuers/{slug}", response_model=None)
+def issuer_profile(
+    slug: str, request: Request, session: SessionDep, settings: SettingsDep
+) -> Response:
+    """The issuer's OB 3.0 Profile (an HTML page for browsers)."""
+    issuer = service.get_issuer(session, slug=slug)
+    profile: dict[str, Any] = {
+        "@context": [VC2_CONTEXT, OB3_CONTEXT],
+        **service.profile_document(settings, issuer),
+    }
+    if wants_html(request):
+        keys = repository.keys_of(session, issuer.id)
+        return render(
+            request,
+            "issuer.html",
+            {
+                "issuer": issuer,
+                "profile": profile,
+                "keys": keys,
+                "did": profile["id"],
+                "settings": settings,
+            },
+        )
+    return JSONResponse(
+        profile, media_type="application/ld+json", headers={"Cache-Control": _PUBLIC_CACHE}
+    )
+
+
+@public.get("/issuers/{slug}/did.json")
+def issuer_did_document(slug: str, session: SessionDep, settings: SettingsDep) -> JSONResponse:
+    """The issuer's did:web DID document: every key it ever signed with, as publicKeyJwk."""
+    issuer = service.get_issuer(session, slug=slug)
+    document = service.did_document(settings, issuer, repository.keys_of(session, issuer.id))
+    return JSONResponse(
+        document, media_type="application/did+json", headers={"Cache-Control": _PUBLIC_CACHE}
+    )
+
+
+@public.get("/issuers/{slug}/jwks.json")
+def issuer_jwks(slug: str, session: SessionDep, settings: SettingsDep) -> JSONResponse:
+    """The issuer's keys as a JSON Web Key Set."""
+    issuer = service.get_issuer(session, slug=slug)
+    document = service.jwks_document(settings, issuer, repository.keys_of(session, issuer.id))
+    return JSONResponse(
+        document, media_type="application/jwk-set+json", headers={"Cache-Control": _PUBLIC_CACHE}
+    )

@@ -1,0 +1,85 @@
+"""Request and response bodies of the issuer endpoints."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+
+from app.core.keys import SigningAlgorithm
+
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class IssuerCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    url: AnyHttpUrl
+    slug: Slug | None = Field(
+        default=None,
+        description="Lower-case letters, digits and dashes; derived from the name when absent.",
+    )
+    email: EmailStr | None = None
+    description: Annotated[str, StringConstraints(max_length=5000)] | None = None
+    image: AnyHttpUrl | None = None
+    algorithm: SigningAlgorithm = SigningAlgorithm.ES256
+    suspension: bool = Field(
+        default=False, description="Offer suspension (a second status list) besides revocation."
+    )
+
+
+class SigningKeyRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    kid: str
+    algorithm: str
+    status: str
+    created_at: datetime
+    retired_at: datetime | None = None
+    compromised_at: datetime | None = None
+
+
+class IssuerRead(BaseModel):
+    id: str = Field(description="The issuer's did:web identifier, as signed into its credentials.")
+    slug: str
+    name: str
+    url: str
+    email: str | None
+    description: str | None
+    image: str | None
+    algorithm: str
+    suspension: bool
+    profile_url: str
+    did_document_url: str
+    jwks_url: str
+    created_at: datetime
+    keys: list[SigningKeyRead]
+
+
+class ApiKeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = None
+
+
+class ApiKeyRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str | None
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyRead):
+    key: str = Field(description="The API key itself. Shown once: only its hash is stored.")
+
+
+class IssuerCreated(BaseModel):
+    issuer: IssuerRead
+    api_key: ApiKeyCreated

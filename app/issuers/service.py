@@ -1,0 +1,216 @@
+"""Issuer logic: creation with a first signing key and API key, key lookups, public documents."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.core.config import Settings
+from app.core.db import utcnow
+from app.core.errors import AppError, Conflict, NotFound
+from app.core.keys import (
+    KeyStore,
+    PrivateKey,
+    SigningAlgorithm,
+    generate_private_key,
+    jwk_thumbprint,
+    public_jwk,
+)
+from app.core.security import hash_secret, new_api_key
+from app.issuers import repository
+from app.issuers.models import ApiKey, Issuer, KeyStatus, SigningKey
+from app.issuers.schemas import ApiKeyCreate, IssuerCreate
+
+
+class IssuerNotFound(NotFound):
+    pass
+
+
+class NoActiveKey(AppError):
+    status_code = 409
+
+
+@dataclass(frozen=True)
+class IssuerSigner:
+    """What issuance needs to sign for an issuer: its did, the key and the header kid."""
+
+    did: str
+    kid: str
+    algorithm: SigningAlgorithm
+    key: PrivateKey
+    signing_key_id: uuid.UUID
+
+
+def slugify(name: str) -> str:
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:63].strip("-")
+    return slug or "issuer"
+
+
+def _free_slug(session: Session, wanted: str | None, name: str) -> str:
+    if wanted is not None:
+        if repository.slug_taken(session, wanted):
+            raise Conflict(f"The slug {wanted!r} is already taken.")
+        return wanted
+    base = slugify(name)
+    candidate, n = base, 1
+    while repository.slug_taken(session, candidate):
+        n += 1
+        suffix = f"-{n}"
+        candidate = base[: 63 - len(suffix)] + suffix
+    return candidate
+
+
+def add_signing_key(
+    session: Session, *, keystore: KeyStore, issuer: Issuer, algorithm: SigningAlgorithm
+) -> SigningKey:
+    """Generate a key, write the private half to the key store and record the public half."""
+    private = generate_private_key(algorithm)
+    jwk = public_jwk(private.public_key())
+    record = SigningKey(
+        id=uuid.uuid4(),
+        issuer_id=issuer.id,
+        key_id=jwk_thumbprint(jwk),
+        algorithm=algorithm.value,
+        public_jwk=jwk,
+        status=KeyStatus.active,
+        created_at=utcnow(),
+    )
+    keystore.save(str(record.id), private)
+    session.add(record)
+    session.flush()
+    return record
+
+
+def create_api_key(
+    session: Session, *, issuer: Issuer, data: ApiKeyCreate | None = None
+) -> tuple[ApiKey, str]:
+    secret = new_api_key()
+    record = ApiKey(
+        id=uuid.uuid4(),
+        issuer_id=issuer.id,
+        name=data.name if data else None,
+        prefix=secret[:12],
+        secret_hash=hash_secret(secret),
+        created_at=utcnow(),
+    )
+    session.add(record)
+    session.flush()
+    return record, secret
+
+
+def create_issuer(
+    session: Session, *, keystore: KeyStore, data: IssuerCreate
+) -> tuple[Issuer, SigningKey, ApiKey, str]:
+    """Create an issuer with its first signing key and API key (the secret is returned once)."""
+    issuer = Issuer(
+        id=uuid.uuid4(),
+        slug=_free_slug(session, data.slug, data.name),
+        name=data.name,
+        url=str(data.url),
+        email=str(data.email) if data.email else None,
+        description=data.description,
+        image=str(data.image) if data.image else None,
+        algorithm=data.algorithm.value,
+        suspension=data.suspension,
+        created_at=utcnow(),
+    )
+    session.add(issuer)
+    session.flush()
+    key = add_signing_key(session, keystore=keystore, issuer=issuer, algorithm=data.algorithm)
+    api_key, secret = create_api_key(session, issuer=issuer)
+    return issuer, key, api_key, secret
+
+
+def get_issuer(session: Session, *, slug: str) -> Issuer:
+    issuer = repository.get_by_slug(session, slug)
+    if issuer is None:
+        raise IssuerNotFound(f"No issuer with slug {slug!r}.")
+    return issuer
+
+
+def revoke_api_key(session: Session, *, issuer: Issuer, key_id: uuid.UUID) -> ApiKey:
+    record = repository.api_key(session, issuer.id, key_id)
+    if record is None:
+        raise NotFound(f"Issuer {issuer.slug!r} has no API key {key_id}.")
+    if record.revoked_at is not None:
+        raise Conflict("This API key is already revoked.")
+    record.revoked_at = utcnow()
+    session.flush()
+    return record
+
+
+def signer_for(
+    session: Session, *, settings: Settings, keystore: KeyStore, issuer: Issuer
+) -> IssuerSigner:
+    key = repository.active_key(session, issuer.id)
+    if key is None:
+        raise NoActiveKey(f"Issuer {issuer.slug!r} has no active signing key.")
+    did = settings.issuer_did(issuer.slug)
+    return IssuerSigner(
+        did=did,
+        kid=f"{did}#{key.key_id}",
+        algorithm=SigningAlgorithm(key.algorithm),
+        key=keystore.load(str(key.id)),
+        signing_key_id=key.id,
+    )
+
+
+# --- public documents -------------------------------------------------------------------------
+
+
+def profile_document(settings: Settings, issuer: Issuer) -> dict[str, Any]:
+    """The issuer's OB 3.0 Profile, as embedded in its credentials and served publicly."""
+    profile: dict[str, Any] = {
+        "id": settings.issuer_did(issuer.slug),
+        "type": ["Profile"],
+        "name": issuer.name,
+        "url": issuer.url,
+    }
+    if issuer.email:
+        profile["email"] = issuer.email
+    if issuer.description:
+        profile["description"] = issuer.description
+    if issuer.image:
+        profile["image"] = {"id": issuer.image, "type": "Image", "caption": issuer.name}
+    return profile
+
+
+def _public_jwk_with_kid(did: str, key: SigningKey) -> dict[str, Any]:
+    return {**key.public_jwk, "kid": f"{did}#{key.key_id}", "alg": key.algorithm, "use": "sig"}
+
+
+def did_document(settings: Settings, issuer: Issuer, keys: Sequence[SigningKey]) -> dict[str, Any]:
+    """did:web document listing every key the issuer ever signed with (old credentials verify)."""
+    did = settings.issuer_did(issuer.slug)
+    methods = [
+        {
+            "id": f"{did}#{k.key_id}",
+            "type": "JsonWebKey2020",
+            "controller": did,
+            "publicKeyJwk": _public_jwk_with_kid(did, k),
+        }
+        for k in keys
+    ]
+    refs = [m["id"] for m in methods]
+    return {
+        "@context": [
+            "https://www.w3.org/ns/did/v1",
+            "https://w3id.org/security/suites/jws-2020/v1",
+        ],
+        "id": did,
+        "alsoKnownAs": [settings.url(f"/issuers/{issuer.slug}")],
+        "verificationMethod": methods,
+        "assertionMethod": refs,
+    }
+
+
+def jwks_document(settings: Settings, issuer: Issuer, keys: Sequence[SigningKey]) -> dict[str, Any]:
+    did = settings.issuer_did(issuer.slug)
+    return {"keys": [_public_jwk_with_kid(did, k) for k in keys]}

@@ -1,0 +1,133 @@
+"""Application factory: `create_app(settings)` wires features, errors and long-lived objects."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.achievements import router as achievements
+from app.badges import router as badges
+from app.core.config import Environment, Settings
+from app.core.context import AppContext
+from app.core.errors import BodySizeLimitMiddleware, install_error_handlers, problem
+from app.core.web import render
+from app.credentials import router as credentials
+from app.issuers import router as issuers
+from app.verify import router as verify
+
+log = logging.getLogger("microcred")
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
+class StartupRefused(RuntimeError):
+    """Settings or key material that must not run in production."""
+
+
+class SecurityHeadersMiddleware:
+    """Baseline headers on every response; no route may be framed."""
+
+    HEADERS = (
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"strict-origin-when-cross-origin"),
+        (b"x-frame-options", b"DENY"),
+        (
+            b"content-security-policy",
+            b"default-src 'self'; img-src 'self' https: data:; style-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        ),
+    )
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                extra = [(n, v) for n, v in self.HEADERS if n not in present]
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def check_startup(ctx: AppContext) -> None:
+    if ctx.settings.env is Environment.production:
+        clear = ctx.keystore.unencrypted_keys()
+        if clear:
+            raise StartupRefused(
+                f"{len(clear)} private key(s) in {ctx.settings.keys_dir} are not encrypted; "
+                "re-encrypt them with MICROCRED_KEYS_PASSPHRASE before starting in production"
+            )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    ctx = AppContext.build(settings)
+    check_startup(ctx)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        ctx.close()
+
+    app = FastAPI(
+        title="microcred",
+        version="0.1.0",
+        summary="Issue and verify micro-credentials as Open Badges 3.0 VC-JWTs.",
+        description=(
+            "Course providers sign micro-credentials as W3C Verifiable Credentials in the Open Badges 3.0 "
+            "format (VC-JWT); anyone verifies them through a public API, page and QR code. Errors are "
+            "RFC 9457 problem details."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeadersMiddleware)
+
+    app.include_router(issuers.api)
+    app.include_router(achievements.api)
+    app.include_router(credentials.api)
+    app.include_router(verify.api)
+    app.include_router(credentials.public)
+    app.include_router(badges.public)
+    app.include_router(issuers.public)
+    app.include_router(achievements.public)
+    app.include_router(verify.pages)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/health", tags=["public"])
+    async def health() -> Response:
+        """Liveness and database reachability."""
+        try:
+            await run_in_threadpool(_ping, ctx)
+        except Exception as exc:
+            log.warning("health check: database unreachable: %s", type(exc).__name__)
+            return problem(503, "The database is unreachable.", database="unreachable")
+        return JSONResponse({"status": "ok", "database": "ok"})
+
+    @app.get("/", include_in_schema=False)
+    async def home(request: Request) -> Response:
+        return render(request, "home.html", {"settings": settings})
+
+    return app
+
+
+def _ping(ctx: AppContext) -> None:
+    with ctx.engine.connect() as conn:
+        conn.execute(text("SELECT 1"))

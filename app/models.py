@@ -1,0 +1,9 @@
+"""Import every feature's models so that the metadata is complete (Alembic, tests)."""
+
+from __future__ import annotations
+
+
+def load_all_models() -> None:
+    from app.achievements import models as _achievements  # noqa: F401
+    from app.credentials import models as _credentials  # noqa: F401
+    from app.issuers import models as _issuers  # noqa: F401

@@ -1,0 +1,127 @@
+"""Finding the public key a credential was signed with, and whose key it is.
+
+Resolution never trusts the token alone: our own issuers' keys come from the database, did:key and
+did:jwk keys are derived from the identifier itself, and any other key is bound to the issuer or
+reported as something we could not check.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import base58
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+from app.core.keys import PublicKey, UnusableKey, b64url_decode, public_key_from_jwk
+
+
+class KeyNotFound(Exception):
+    """The key named by the token does not exist where it should (a `fail`)."""
+
+
+class KeyUnresolvable(Exception):
+    """The key could not be obtained or checked here (an `error`: status unknown)."""
+
+
+@dataclass(frozen=True)
+class ResolvedKey:
+    key: PublicKey
+    controller: str | None  # who the key belongs to, when known
+    source: str  # how we found it, for the check's detail
+
+
+@dataclass(frozen=True)
+class TrustedKey:
+    """A verification method the caller vouches for (a local trust store, test vectors)."""
+
+    jwk: dict[str, Any]
+    controller: str | None = None
+
+
+# Multicodec prefixes (unsigned varints) of the public key types did:key carries.
+_ED25519_PUB = b"\xed\x01"
+_P256_PUB = b"\x80\x24"
+_P384_PUB = b"\x81\x24"
+
+
+def did_key_public_key(did: str) -> PublicKey:
+    """The public key inside a did:key identifier (Ed25519, P-256, P-384)."""
+    ident = did.split("#", 1)[0]
+    if not ident.startswith("did:key:z"):
+        raise KeyNotFound("did:key identifiers must be multibase base58btc ('z…')")
+    try:
+        raw = base58.b58decode(ident[len("did:key:z") :])
+    except ValueError as exc:
+        raise KeyNotFound("the did:key is not valid base58btc") from exc
+    try:
+        if raw.startswith(_ED25519_PUB) and len(raw) == 34:
+            return ed25519.Ed25519PublicKey.from_public_bytes(raw[2:])
+        if raw.startswith(_P256_PUB):
+            return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), raw[2:])
+        if raw.startswith(_P384_PUB):
+            return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP384R1(), raw[2:])
+    except ValueError as exc:
+        raise KeyNotFound(f"the did:key holds a malformed key: {exc}") from exc
+    raise KeyNotFound("the did:key holds a key type this verifier does not support")
+
+
+def did_jwk_public_key(did: str) -> PublicKey:
+    ident = did.split("#", 1)[0]
+    try:
+        jwk = json.loads(b64url_decode(ident[len("did:jwk:") :]))
+        return public_key_from_jwk(jwk)
+    except (ValueError, UnusableKey) as exc:
+        raise KeyNotFound(f"the did:jwk does not hold a usable public JWK: {exc}") from exc
+
+
+def did_of(kid_or_did: str) -> str:
+    return kid_or_did.split("#", 1)[0]
+
+
+def resolve_offline(
+    *,
+    kid: str | None,
+    header_jwk: Any,
+    issuer_id: str | None,
+    trusted: Mapping[str, TrustedKey] | None = None,
+) -> ResolvedKey:
+    """Resolve a foreign credential's key without any network access."""
+    if kid is not None and trusted and kid in trusted:
+        entry = trusted[kid]
+        try:
+            return ResolvedKey(
+                public_key_from_jwk(entry.jwk), entry.controller, "the verifier's trusted keys"
+            )
+        except UnusableKey as exc:
+            raise KeyUnresolvable(f"trusted key {kid} is unusable: {exc}") from exc
+    if kid is not None and kid.startswith("did:key:"):
+        return ResolvedKey(
+            did_key_public_key(kid), did_of(kid), "did:key (key derived from the identifier)"
+        )
+    if kid is not None and kid.startswith("did:jwk:"):
+        return ResolvedKey(
+            did_jwk_public_key(kid), did_of(kid), "did:jwk (key derived from the identifier)"
+        )
+    if header_jwk is not None:
+        try:
+            key = public_key_from_jwk(header_jwk)
+        except UnusableKey as exc:
+            raise KeyNotFound(f"the embedded jwk is unusable: {exc}") from exc
+        return ResolvedKey(key, None, "jwk embedded in the token header")
+    if kid is None and issuer_id is not None:
+        if issuer_id.startswith("did:key:"):
+            return ResolvedKey(did_key_public_key(issuer_id), issuer_id, "the issuer's did:key")
+        if issuer_id.startswith("did:jwk:"):
+            return ResolvedKey(did_jwk_public_key(issuer_id), issuer_id, "the issuer's did:jwk")
+    if kid is None:
+        raise KeyUnresolvable(
+            "the token names no key (no kid, no jwk) and its issuer is not a did:key or did:jwk"
+        )
+    if kid.startswith("did:web:") or kid.startswith("https://"):
+        raise KeyUnresolvable(
+            f"the key {kid} must be fetched from the issuer's site; remote key resolution is not enabled here"
+        )
+    raise KeyUnresolvable(f"the key {kid} cannot be resolved: unknown key identifier scheme")

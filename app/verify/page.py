@@ -1,0 +1,161 @@
+"""What the verification page shows: a plain view model built from a verification."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from app.core.config import Settings
+from app.verify.schemas import CheckResult, Status
+from app.verify.service import Verification, parse_time
+
+BANNERS: dict[Status, tuple[str, str]] = {
+    Status.valid: ("Verified", "This credential is authentic and currently valid."),
+    Status.expired: ("Expired", "This credential is authentic but its validity period has ended."),
+    Status.not_yet_valid: (
+        "Not yet valid",
+        "This credential is authentic but its validity period has not begun.",
+    ),
+    Status.revoked: ("Revoked", "The issuer has revoked this credential."),
+    Status.suspended: ("Suspended", "The issuer has suspended this credential for now."),
+    Status.invalid: ("Not valid", "This credential failed verification: do not rely on it."),
+    Status.unknown: (
+        "Could not verify",
+        "A check could not be carried out, so validity is unknown.",
+    ),
+}
+
+
+@dataclass
+class Skill:
+    name: str
+    url: str | None = None
+    framework: str | None = None
+    code: str | None = None
+
+
+@dataclass
+class PageModel:
+    status: str
+    banner_title: str
+    banner_text: str
+    verified: bool
+    checks: list[dict[str, str]]
+    credential_id: str | None = None
+    record_id: str | None = None
+    achievement_name: str | None = None
+    achievement_description: str | None = None
+    achievement_type: str | None = None
+    achievement_url: str | None = None
+    criteria: str | None = None
+    criteria_url: str | None = None
+    image: str | None = None
+    issuer_name: str | None = None
+    issuer_id: str | None = None
+    issuer_url: str | None = None
+    issuer_page: str | None = None
+    recipient_name: str | None = None
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+    awarded: datetime | None = None
+    skills: list[Skill] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+    initials: str = "?"
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    if isinstance(value, list) and value:
+        value = value[0]
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def build_page_model(settings: Settings, verification: Verification) -> PageModel:
+    status = verification.status
+    title, text = BANNERS[status]
+    model = PageModel(
+        status=status.value,
+        banner_title=title,
+        banner_text=text,
+        verified=status is Status.valid,
+        checks=[
+            {"check": c.check.value, "result": c.result.value, "detail": c.detail}
+            for c in verification.checks
+            if c.result != CheckResult.skipped or c.check.value in {"status", "record"}
+        ],
+    )
+    c = verification.credential
+    if c is None:
+        return model
+    issuer = c.get("issuer")
+    issuer_obj = issuer if isinstance(issuer, dict) else {"id": issuer}
+    subject = _dict(c.get("credentialSubject"))
+    achievement = _dict(subject.get("achievement"))
+    criteria = _dict(achievement.get("criteria"))
+    image = achievement.get("image") or c.get("image")
+    image_url = image.get("id") if isinstance(image, dict) else image
+    model.credential_id = _text(c.get("id"))
+    model.record_id = str(verification.record.id) if verification.record is not None else None
+    model.achievement_name = _text(achievement.get("name")) or _text(c.get("name"))
+    model.achievement_description = _text(achievement.get("description")) or _text(
+        c.get("description")
+    )
+    model.achievement_type = _text(achievement.get("achievementType"))
+    model.achievement_url = _text(achievement.get("id"))
+    model.criteria = _text(criteria.get("narrative"))
+    model.criteria_url = _text(criteria.get("id"))
+    model.image = (
+        image_url if isinstance(image_url, str) and image_url.startswith("https://") else None
+    )
+    model.issuer_name = _text(issuer_obj.get("name"))
+    model.issuer_id = _text(issuer_obj.get("id"))
+    model.issuer_url = _text(issuer_obj.get("url"))
+    prefix = f"did:web:{settings.did_host}:{settings.did_path_prefix}issuers:"
+    if model.issuer_id and model.issuer_id.startswith(prefix):
+        model.issuer_page = settings.url(f"/issuers/{model.issuer_id[len(prefix) :]}")
+    for ident in subject.get("identifier") or []:
+        if (
+            isinstance(ident, dict)
+            and ident.get("identityType") == "name"
+            and ident.get("hashed") is False
+        ):
+            model.recipient_name = _text(ident.get("identityHash"))
+    model.valid_from = parse_time(c.get("validFrom") or c.get("issuanceDate"))
+    model.valid_until = parse_time(c.get("validUntil") or c.get("expirationDate"))
+    model.awarded = parse_time(c.get("awardedDate"))
+    for a in achievement.get("alignment") or []:
+        if isinstance(a, dict) and _text(a.get("targetName")):
+            model.skills.append(
+                Skill(
+                    name=a["targetName"],
+                    url=_text(a.get("targetUrl")),
+                    framework=_text(a.get("targetFramework")),
+                    code=_text(a.get("targetCode")),
+                )
+            )
+    model.tags = [t for t in achievement.get("tag") or [] if isinstance(t, str)]
+    model.evidence = [e for e in c.get("evidence") or [] if isinstance(e, dict)]
+    name = model.achievement_name or "?"
+    model.initials = "".join(w[0] for w in name.split()[:2]).upper() or "?"
+    return model
+
+
+def verification_context(
+    settings: Settings, verification: Verification, *, submitted: bool = False
+) -> dict[str, Any]:
+    model = build_page_model(settings, verification)
+    record_id = model.record_id
+    return {
+        "page": model,
+        "result": verification.result(),
+        "submitted": submitted,
+        "qr_svg_url": f"/credentials/{record_id}/qr.svg" if record_id else None,
+        "json_url": f"/credentials/{record_id}?format=json" if record_id else None,
+        "jwt_url": f"/credentials/{record_id}?format=jwt" if record_id else None,
+        "page_url": settings.url(f"/credentials/{record_id}") if record_id else None,
+    }

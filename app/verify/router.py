@@ -1,0 +1,151 @@
+"""Public verification: the JSON API and the paste-a-credential page."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from app.core.context import AppContext
+from app.core.deps import ContextDep, SessionDep
+from app.core.errors import BadRequest, UnsupportedMediaType
+from app.core.web import render
+from app.verify.page import verification_context
+from app.verify.schemas import VerificationResult, VerifyRequest
+from app.verify.service import Verifier, credential_uuid_from_url, verify_any
+
+api = APIRouter(tags=["public"])
+pages = APIRouter(tags=["pages"], include_in_schema=False)
+
+RAW_JWT_TYPES = {"application/vc+jwt", "application/jwt", "text/plain"}
+
+_REQUEST_EXAMPLES: dict[str, Any] = {
+    "jwt": {"summary": "A compact VC-JWT", "value": {"credential": "eyJhbGciOiJFUzI1NiIs…"}},
+}
+
+
+def _credential_from_body(content_type: str, body: bytes) -> str | dict[str, Any]:
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media in RAW_JWT_TYPES:
+        try:
+            text = body.decode("utf-8").strip()
+        except UnicodeDecodeError as exc:
+            raise BadRequest("The body is not UTF-8 text.") from exc
+        if not text:
+            raise BadRequest("The body is empty: send a compact JWT.")
+        return text
+    if media not in {"application/json", "application/ld+json", ""}:
+        raise UnsupportedMediaType(
+            f'Unsupported content type {media!r}: send JSON {{"credential": …}} or a raw JWT as application/vc+jwt.'
+        )
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest("The request body is not valid JSON.") from exc
+    try:
+        request = VerifyRequest.model_validate(data)
+    except ValidationError as exc:
+        raise BadRequest(
+            'Send {"credential": "<compact JWT>"} or {"credential": {…credential JSON…}}.',
+            errors=[{"loc": list(map(str, e["loc"])), "msg": e["msg"]} for e in exc.errors()],
+        ) from exc
+    if isinstance(request.credential, str) and not request.credential.strip():
+        raise BadRequest("The credential is an empty string.")
+    return request.credential
+
+
+@api.post(
+    "/api/v1/verify",
+    response_model=VerificationResult,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": VerifyRequest.model_json_schema(),
+                    "examples": _REQUEST_EXAMPLES,
+                },
+                "application/vc+jwt": {"schema": {"type": "string"}},
+                "application/jwt": {"schema": {"type": "string"}},
+                "text/plain": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
+async def verify_credential(request: Request, ctx: ContextDep) -> VerificationResult:
+    """Verify a credential (JWT or JSON); 200 with `verified: false` when it does not verify."""
+    credential = _credential_from_body(
+        request.headers.get("content-type", ""), await request.body()
+    )
+    return await run_in_threadpool(_verify_in_session, ctx, credential)
+
+
+def _verify_in_session(ctx: AppContext, credential: str | dict[str, Any]) -> VerificationResult:
+    with ctx.sessions() as session:
+        verifier = Verifier(session=session, settings=ctx.settings, key_cache=ctx.public_keys)
+        return verify_any(verifier, credential).result()
+
+
+@pages.get("/verify", response_class=HTMLResponse)
+def verify_page(request: Request) -> Response:
+    """The page where anyone pastes a JWT or a credential link."""
+    return render(request, "verify.html", {"submitted": None, "error": None})
+
+
+@pages.post("/verify", response_class=HTMLResponse)
+def verify_page_submit(
+    request: Request,
+    session: SessionDep,
+    ctx: ContextDep,
+    credential: Annotated[str, Form(max_length=512 * 1024)] = "",
+) -> Response:
+    """Verify what was pasted and show the result page."""
+    text = credential.strip()
+    if not text:
+        return render(
+            request,
+            "verify.html",
+            {"submitted": "", "error": "Paste a credential JWT or a link."},
+            400,
+        )
+    if text.startswith(("http://", "https://")):
+        record_id = credential_uuid_from_url(ctx.settings, text)
+        if record_id is None:
+            return render(
+                request,
+                "verify.html",
+                {
+                    "submitted": text,
+                    "error": "That link is not a credential of this service. Paste the credential's JWT instead.",
+                },
+                400,
+            )
+        return RedirectResponse(f"/credentials/{record_id}", status_code=303)
+    payload: str | dict[str, Any] = text
+    if text.startswith("{"):
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            return render(
+                request,
+                "verify.html",
+                {"submitted": text, "error": "That JSON could not be read."},
+                400,
+            )
+        if not isinstance(parsed, dict):
+            return render(
+                request,
+                "verify.html",
+                {"submitted": text, "error": "Paste a credential object."},
+                400,
+            )
+        payload = parsed
+    verifier = Verifier(session=session, settings=ctx.settings, key_cache=ctx.public_keys)
+    verification = verify_any(verifier, payload)
+    return render(
+        request, "credential.html", verification_context(ctx.settings, verification, submitted=True)
+    )

@@ -1,0 +1,575 @@
+"""Verification of Open Badges 3.0 / W3C VC credentials: one service for the API, pages and CLI.
+
+Every check is reported by name with pass/fail/error/skipped and a sentence; `verified` is true
+only when nothing failed or errored. A check that could not be carried out is `error` and makes
+the status `unknown`: the verifier never reports a fact it did not establish.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy.orm import Session
+
+from app.core import jose
+from app.core.config import Settings
+from app.core.keys import PublicKey, UnusableKey, public_key_from_jwk
+from app.core.standards import schema_errors
+from app.credentials import repository as credentials_repository
+from app.credentials.models import Credential
+from app.issuers import repository as issuers_repository
+from app.issuers.models import KeyStatus
+from app.verify.keys import (
+    KeyNotFound,
+    KeyUnresolvable,
+    ResolvedKey,
+    TrustedKey,
+    resolve_offline,
+)
+from app.verify.schemas import (
+    AchievementSummary,
+    Check,
+    CheckName,
+    CheckResult,
+    CredentialSummary,
+    IssuerSummary,
+    Status,
+    VerificationResult,
+)
+
+ACCEPTED_TYP = {None, "JWT", "vc+jwt", "vc+ld+jwt"}
+ACCEPTED_CTY = {None, "vc", "vc+ld+json", "credential+claims"}
+JWT_ONLY_CLAIMS = ("iss", "jti", "sub", "nbf", "exp", "iat", "aud")
+MAX_TOKEN_CHARS = 512 * 1024
+_COMPACT_JWS = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*$")
+
+
+@dataclass
+class Verification:
+    """Everything a verification found; `result()` is the public contract's shape."""
+
+    checks: list[Check] = field(default_factory=list)
+    credential: dict[str, Any] | None = (
+        None  # the credential as presented/signed (unverified if it failed)
+    )
+    header: dict[str, Any] | None = None
+    record: Credential | None = None  # our own issuance record, when the credential is ours
+    jwt: str | None = None
+    revocation: str | None = None  # "revoked" | "suspended" once status lists say so
+
+    def add(self, name: CheckName, result: CheckResult, detail: str) -> None:
+        self.checks.append(Check(check=name, result=result, detail=detail))
+
+    def failed(self, name: CheckName) -> bool:
+        return any(c.check == name and c.result == CheckResult.fail for c in self.checks)
+
+    @property
+    def status(self) -> Status:
+        results = {c.check: c.result for c in self.checks}
+        hard = (
+            CheckName.format,
+            CheckName.signature,
+            CheckName.issuer,
+            CheckName.schema,
+            CheckName.record,
+        )
+        if any(results.get(n) == CheckResult.fail for n in hard):
+            return Status.invalid
+        if results.get(CheckName.status) == CheckResult.fail:
+            return Status.suspended if self.revocation == "suspended" else Status.revoked
+        if any(r == CheckResult.error for r in results.values()):
+            return Status.unknown
+        if results.get(CheckName.validity_period) == CheckResult.fail:
+            return Status.not_yet_valid if self._not_yet_valid else Status.expired
+        return Status.valid
+
+    _not_yet_valid: bool = False
+
+    def result(self) -> VerificationResult:
+        status = self.status
+        return VerificationResult(
+            verified=status is Status.valid,
+            status=status,
+            checks=list(self.checks),
+            credential=self.summary(),
+        )
+
+    def summary(self) -> CredentialSummary | None:
+        c = self.credential
+        if c is None:
+            return None
+        issuer = c.get("issuer")
+        issuer_id = issuer.get("id") if isinstance(issuer, dict) else issuer
+        issuer_name = issuer.get("name") if isinstance(issuer, dict) else None
+        subject = _first(c.get("credentialSubject"))
+        achievement = subject.get("achievement") if isinstance(subject, dict) else None
+        name = achievement.get("name") if isinstance(achievement, dict) else c.get("name")
+        return CredentialSummary(
+            id=_str(c.get("id")),
+            issuer=IssuerSummary(id=_str(issuer_id), name=_str(issuer_name)),
+            achievement=AchievementSummary(name=_str(name)),
+            valid_from=_str(c.get("validFrom") or c.get("issuanceDate")),
+            valid_until=_str(c.get("validUntil") or c.get("expirationDate")),
+        )
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _first(value: Any) -> Any:
+    return value[0] if isinstance(value, list) and value else value
+
+
+def parse_time(value: Any) -> datetime | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, UTC)
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return None
+
+
+@dataclass
+class Verifier:
+    """Verifies credentials against our database (own issuers) and offline key material (others)."""
+
+    session: Session
+    settings: Settings
+    key_cache: dict[str, PublicKey] = field(default_factory=dict)
+    trusted_keys: Mapping[str, TrustedKey] | None = None
+    now: datetime | None = None
+
+    # --- entry points ---------------------------------------------------------------------------
+
+    def verify_jwt(self, token: str) -> Verification:
+        """Verify a compact VC-JWT (VCDM 2.0 whole-payload or legacy VCDM 1.1 `vc` claim)."""
+        v = Verification(jwt=token)
+        token = token.strip()
+        if len(token) > MAX_TOKEN_CHARS or not _COMPACT_JWS.match(token):
+            v.add(
+                CheckName.format,
+                CheckResult.fail,
+                "Not a compact JWT: expected three base64url parts.",
+            )
+            return self._skip_rest(v)
+        try:
+            header, payload = jose.unverified_parts(token)
+        except jose.JoseError as exc:
+            v.add(CheckName.format, CheckResult.fail, str(exc))
+            return self._skip_rest(v)
+        v.header = header
+        credential, problem = _credential_from_payload(header, payload)
+        if credential is None:
+            v.add(CheckName.format, CheckResult.fail, problem)
+            return self._skip_rest(v)
+        v.credential = credential
+        v.add(CheckName.format, CheckResult.pass_, problem)
+        self._check_proof(v, token, header, payload, credential)
+        self._check_validity(v, credential, payload)
+        self._check_schema(v, credential)
+        self._check_status(v, credential)
+        self._check_record(v, credential, token)
+        return v
+
+    def verify_json(self, credential: dict[str, Any]) -> Verification:
+        """Verify a credential given as JSON: ours is checked against the signed record."""
+        cred_id = credential.get("id")
+        record = self._own_record(cred_id) if isinstance(cred_id, str) else None
+        if record is not None:
+            v = self.verify_jwt(record.jwt)
+            if v.credential is not None and _strip_jwt_claims(v.credential) != _strip_jwt_claims(
+                credential
+            ):
+                v.checks = [c for c in v.checks if c.check != CheckName.record]
+                v.add(
+                    CheckName.record,
+                    CheckResult.fail,
+                    "The JSON differs from the credential this service signed under that id.",
+                )
+                v.credential = credential
+            return v
+        v = Verification(credential=credential)
+        if not _is_vc(credential):
+            v.add(
+                CheckName.format,
+                CheckResult.fail,
+                "The JSON is not a Verifiable Credential (no VerifiableCredential type).",
+            )
+            return self._skip_rest(v)
+        v.add(CheckName.format, CheckResult.pass_, "A Verifiable Credential in JSON.")
+        proof = credential.get("proof")
+        if not proof:
+            v.add(
+                CheckName.signature,
+                CheckResult.fail,
+                "The credential carries no proof: unsecured JSON cannot be verified. Ask for the signed VC-JWT.",
+            )
+        else:
+            kinds = {
+                p.get("cryptosuite") or p.get("type")
+                for p in (proof if isinstance(proof, list) else [proof])
+                if isinstance(p, dict)
+            }
+            v.add(
+                CheckName.signature,
+                CheckResult.error,
+                f"Embedded Data Integrity proofs ({', '.join(sorted(str(k) for k in kinds))}) are not checked by this verifier; verify the VC-JWT form instead.",
+            )
+        v.add(
+            CheckName.issuer,
+            CheckResult.skipped,
+            "No signature was checked, so no key was bound to the issuer.",
+        )
+        self._check_validity(v, credential, {})
+        self._check_schema(v, credential)
+        self._check_status(v, credential)
+        self._check_record(v, credential, None)
+        return v
+
+    # --- checks ---------------------------------------------------------------------------------
+
+    def _skip_rest(self, v: Verification) -> Verification:
+        done = {c.check for c in v.checks}
+        for name in CheckName:
+            if name not in done:
+                v.add(name, CheckResult.skipped, "Not checked: the credential could not be read.")
+        return v
+
+    def _check_proof(
+        self,
+        v: Verification,
+        token: str,
+        header: dict[str, Any],
+        payload: dict[str, Any],
+        credential: dict[str, Any],
+    ) -> None:
+        issuer = credential.get("issuer")
+        issuer_id = issuer.get("id") if isinstance(issuer, dict) else issuer
+        if not isinstance(issuer_id, str) or not issuer_id:
+            v.add(
+                CheckName.signature,
+                CheckResult.skipped,
+                "Not checked: the credential names no issuer.",
+            )
+            v.add(CheckName.issuer, CheckResult.fail, "The credential names no issuer.")
+            return
+        iss = payload.get("iss")
+        kid = header.get("kid")
+        if kid is not None and not isinstance(kid, str):
+            v.add(CheckName.signature, CheckResult.fail, "The JWT header's kid is not a string.")
+            v.add(CheckName.issuer, CheckResult.skipped, "Not checked: no usable key id.")
+            return
+        try:
+            resolved = self._resolve_key(kid=kid, header_jwk=header.get("jwk"), issuer_id=issuer_id)
+        except KeyNotFound as exc:
+            v.add(CheckName.signature, CheckResult.fail, f"Unknown signing key: {exc}")
+            v.add(
+                CheckName.issuer, CheckResult.skipped, "Not checked: the signing key was not found."
+            )
+            return
+        except KeyUnresolvable as exc:
+            v.add(CheckName.signature, CheckResult.error, f"Could not check the signature: {exc}")
+            v.add(
+                CheckName.issuer,
+                CheckResult.skipped,
+                "Not checked: the signing key could not be obtained.",
+            )
+            return
+        try:
+            jose.verify(token, resolved.key)
+        except jose.JoseError as exc:
+            v.add(CheckName.signature, CheckResult.fail, f"Signature invalid: {exc}.")
+            v.add(CheckName.issuer, CheckResult.skipped, "Not checked: the signature is invalid.")
+            return
+        alg = jose.algorithm_for_key(resolved.key)
+        v.add(
+            CheckName.signature,
+            CheckResult.pass_,
+            f"Valid {alg} signature by {kid or 'the embedded key'} ({resolved.source}).",
+        )
+        # Issuer binding: the key must belong to the credential's issuer, and `iss` must agree.
+        if iss is not None and iss != issuer_id:
+            v.add(
+                CheckName.issuer,
+                CheckResult.fail,
+                f"The JWT iss ({iss}) is not the credential's issuer ({issuer_id}).",
+            )
+        elif resolved.controller is not None and resolved.controller != issuer_id:
+            v.add(
+                CheckName.issuer,
+                CheckResult.fail,
+                f"The signing key belongs to {resolved.controller}, not to the credential's issuer {issuer_id}.",
+            )
+        elif resolved.controller is None and self._is_ours(issuer_id):
+            v.add(
+                CheckName.issuer,
+                CheckResult.fail,
+                f"{issuer_id} is an issuer of this service, and this key is not one of its keys.",
+            )
+        elif resolved.controller is None:
+            v.add(
+                CheckName.issuer,
+                CheckResult.pass_,
+                f"Issued by {issuer_id}; the key travels inside the token, so it proves integrity but not, by itself, the issuer's identity.",
+            )
+        else:
+            v.add(
+                CheckName.issuer,
+                CheckResult.pass_,
+                f"The signing key belongs to the issuer {issuer_id}.",
+            )
+
+    def _resolve_key(self, *, kid: str | None, header_jwk: Any, issuer_id: str) -> ResolvedKey:
+        prefix = self._our_did_prefix()
+        if kid is not None and kid.startswith(prefix):
+            return self._our_key(kid, prefix)
+        if kid is None and header_jwk is None and issuer_id.startswith(prefix):
+            raise KeyNotFound("the token names no key id, and our issuers always sign with one")
+        return resolve_offline(
+            kid=kid, header_jwk=header_jwk, issuer_id=issuer_id, trusted=self.trusted_keys
+        )
+
+    def _our_did_prefix(self) -> str:
+        return f"did:web:{self.settings.did_host}:{self.settings.did_path_prefix}issuers:"
+
+    def _is_ours(self, ident: str) -> bool:
+        return ident.startswith(self._our_did_prefix())
+
+    def _our_key(self, kid: str, prefix: str) -> ResolvedKey:
+        did, _, fragment = kid.partition("#")
+        slug = did[len(prefix) :]
+        if not fragment:
+            raise KeyNotFound(f"{kid} names no key (no #fragment)")
+        issuer = issuers_repository.get_by_slug(self.session, slug)
+        if issuer is None:
+            raise KeyNotFound(f"{did} is not an issuer of this service")
+        record = issuers_repository.key_by_kid(self.session, issuer.id, fragment)
+        if record is None:
+            raise KeyNotFound(f"{did} has no key {fragment}")
+        if record.status == KeyStatus.compromised:
+            raise KeyNotFound(f"the key {kid} was reported compromised")
+        key = self.key_cache.get(kid)
+        if key is None:
+            try:
+                key = public_key_from_jwk(record.public_jwk)
+            except UnusableKey as exc:  # pragma: no cover - we only store keys we generated
+                raise KeyUnresolvable(str(exc)) from exc
+            self.key_cache[kid] = key
+        return ResolvedKey(key, did, "this service's key register")
+
+    def _check_validity(
+        self, v: Verification, credential: dict[str, Any], payload: dict[str, Any]
+    ) -> None:
+        now = self.now or datetime.now(UTC)
+        start_raw = credential.get("validFrom", credential.get("issuanceDate", payload.get("nbf")))
+        end_raw = credential.get("validUntil", credential.get("expirationDate", payload.get("exp")))
+        start, end = parse_time(start_raw), parse_time(end_raw)
+        if start_raw is not None and start is None:
+            v.add(
+                CheckName.validity_period,
+                CheckResult.fail,
+                f"validFrom is not a date-time: {start_raw!r}.",
+            )
+            return
+        if end_raw is not None and end is None:
+            v.add(
+                CheckName.validity_period,
+                CheckResult.fail,
+                f"validUntil is not a date-time: {end_raw!r}.",
+            )
+            return
+        if start is not None and now < start:
+            v._not_yet_valid = True
+            v.add(
+                CheckName.validity_period, CheckResult.fail, f"Not valid until {start.isoformat()}."
+            )
+        elif end is not None and now >= end:
+            v.add(CheckName.validity_period, CheckResult.fail, f"Expired on {end.isoformat()}.")
+        elif end is not None:
+            v.add(CheckName.validity_period, CheckResult.pass_, f"Valid until {end.isoformat()}.")
+        else:
+            v.add(CheckName.validity_period, CheckResult.pass_, "Valid, with no expiry date.")
+
+    def _check_schema(self, v: Verification, credential: dict[str, Any]) -> None:
+        types = credential.get("type")
+        types = types if isinstance(types, list) else [types]
+        contexts = credential.get("@context")
+        is_ob = "OpenBadgeCredential" in types or "AchievementCredential" in types
+        if not is_ob:
+            v.add(
+                CheckName.schema,
+                CheckResult.skipped,
+                "Not an Open Badges credential; the OB 3.0 schema does not apply.",
+            )
+            return
+        if (
+            not isinstance(contexts, list)
+            or not contexts
+            or contexts[0] != "https://www.w3.org/ns/credentials/v2"
+        ):
+            v.add(
+                CheckName.schema,
+                CheckResult.skipped,
+                "A VCDM 1.1 Open Badge; the official OB 3.0 schema here describes the VCDM 2.0 form.",
+            )
+            return
+        errors = schema_errors(_strip_jwt_claims(credential))
+        if errors:
+            v.add(
+                CheckName.schema,
+                CheckResult.fail,
+                "Does not match the OB 3.0 schema: " + "; ".join(errors),
+            )
+        else:
+            v.add(
+                CheckName.schema,
+                CheckResult.pass_,
+                "Matches the OB 3.0 AchievementCredential schema.",
+            )
+
+    def _check_status(self, v: Verification, credential: dict[str, Any]) -> None:
+        status = credential.get("credentialStatus")
+        if status is None:
+            v.add(
+                CheckName.status,
+                CheckResult.skipped,
+                "The credential carries no status entry to check.",
+            )
+            return
+        v.add(
+            CheckName.status,
+            CheckResult.error,
+            "The credential names a status list, and status lists are not read by this version: "
+            "whether it was revoked is unknown.",
+        )
+
+    def _own_record(self, credential_id: str) -> Credential | None:
+        prefix = self.settings.url("/credentials/")
+        if not credential_id.startswith(prefix):
+            return None
+        try:
+            record_id = uuid.UUID(credential_id[len(prefix) :])
+        except ValueError:
+            return None
+        return credentials_repository.get(self.session, record_id)
+
+    def _check_record(self, v: Verification, credential: dict[str, Any], token: str | None) -> None:
+        cred_id = credential.get("id")
+        ours = isinstance(cred_id, str) and cred_id.startswith(self.settings.url("/credentials/"))
+        issuer = credential.get("issuer")
+        issuer_id = issuer.get("id") if isinstance(issuer, dict) else issuer
+        if not ours and not (isinstance(issuer_id, str) and self._is_ours(issuer_id)):
+            v.add(
+                CheckName.record,
+                CheckResult.skipped,
+                "Issued elsewhere: this service holds no record of it.",
+            )
+            return
+        record = self._own_record(cred_id) if isinstance(cred_id, str) else None
+        if record is None:
+            v.add(
+                CheckName.record,
+                CheckResult.fail,
+                "This service has no record of issuing a credential with this id.",
+            )
+            return
+        v.record = record
+        if token is not None and record.jwt != token.strip():
+            v.add(
+                CheckName.record,
+                CheckResult.fail,
+                "The token differs from the one recorded at issuance.",
+            )
+            return
+        v.add(
+            CheckName.record,
+            CheckResult.pass_,
+            f"Matches the issuance record of {record.issued_at.date().isoformat()}.",
+        )
+
+
+def _is_vc(obj: Any) -> bool:
+    if not isinstance(obj, dict):
+        return False
+    types = obj.get("type")
+    types = types if isinstance(types, list) else [types]
+    return "VerifiableCredential" in types
+
+
+def _strip_jwt_claims(credential: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in credential.items() if k not in JWT_ONLY_CLAIMS}
+
+
+def _credential_from_payload(
+    header: dict[str, Any], payload: dict[str, Any]
+) -> tuple[dict[str, Any] | None, str]:
+    """The credential inside a JWT payload, or None and the reason it is not one."""
+    typ, cty = header.get("typ"), header.get("cty")
+    if typ not in ACCEPTED_TYP:
+        return None, f"Unsupported JWT typ {typ!r}: expected absent, 'JWT' or 'vc+jwt'."
+    if cty not in ACCEPTED_CTY:
+        return None, f"Unsupported JWT cty {cty!r}."
+    crit = header.get("crit")
+    if crit is not None:
+        return (
+            None,
+            f"The header marks extensions as critical that this verifier does not understand: {crit!r}.",
+        )
+    if "@context" in payload:
+        if "vc" in payload or "vp" in payload:
+            return None, "A VCDM 2.0 payload must not also carry the legacy 'vc' or 'vp' claims."
+        if not _is_vc(payload):
+            return (
+                None,
+                "The payload is not a Verifiable Credential (no VerifiableCredential type).",
+            )
+        return payload, "A VC-JWT with the credential as its payload (VCDM 2.0)."
+    vc = payload.get("vc")
+    if isinstance(vc, dict):
+        if not _is_vc(vc):
+            return None, "The 'vc' claim is not a Verifiable Credential."
+        credential = dict(vc)
+        # VC-JWT 1.1 lets registered claims stand in for credential properties.
+        if "id" not in credential and isinstance(payload.get("jti"), str):
+            credential["id"] = payload["jti"]
+        if "issuer" not in credential and isinstance(payload.get("iss"), str):
+            credential["issuer"] = payload["iss"]
+        if "issuanceDate" not in credential and "nbf" in payload:
+            credential["issuanceDate"] = payload["nbf"]
+        if "expirationDate" not in credential and "exp" in payload:
+            credential["expirationDate"] = payload["exp"]
+        return credential, "A legacy VC-JWT with a 'vc' claim (VCDM 1.1)."
+    if "vp" in payload:
+        return None, "This is a presentation (vp), not a credential."
+    return None, "The payload holds no credential: neither a VCDM 2.0 credential nor a 'vc' claim."
+
+
+def verify_any(verifier: Verifier, credential: str | dict[str, Any]) -> Verification:
+    if isinstance(credential, dict):
+        return verifier.verify_json(credential)
+    return verifier.verify_jwt(credential)
+
+
+def credential_uuid_from_url(settings: Settings, url: str) -> uuid.UUID | None:
+    """The id of one of our credentials from its URL (the QR code's content), if it is ours."""
+    parts = urlsplit(url.strip())
+    base = urlsplit(settings.base_url)
+    if (parts.scheme, parts.netloc) != (base.scheme, base.netloc):
+        return None
+    prefix = base.path.rstrip("/") + "/credentials/"
+    if not parts.path.startswith(prefix):
+        return None
+    try:
+        return uuid.UUID(parts.path[len(prefix) :].split("/")[0])
+    except ValueError:
+        return None

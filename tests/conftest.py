@@ -1,0 +1,177 @@
+"""Test harness: every database test runs on SQLite and, when configured, on PostgreSQL.
+
+Each test gets a fresh database built by `alembic upgrade head`: a new SQLite file, or a new
+schema in the PostgreSQL database named by MICROCRED_TEST_DATABASE_URL (set by `.ci/run`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from app.core.config import Settings
+from app.core.migrate import upgrade
+from app.main import create_app
+
+PG_URL = os.environ.get("MICROCRED_TEST_DATABASE_URL")
+ADMIN_TOKEN = "test-admin-token"
+BASE_URL = "http://testserver"
+SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
+STANDARDS = SHARED / "standards"
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite file per session; each test copies it (a copy costs far less than migrating)."""
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
+) -> Iterator[str]:
+    if request.param == "sqlite":
+        path = tmp_path / "microcred.db"
+        shutil.copy(sqlite_template, path)
+        yield f"sqlite:///{path}"
+        return
+    if not PG_URL:
+        pytest.skip("PostgreSQL tests need MICROCRED_TEST_DATABASE_URL (set by .ci/run)")
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    rendered = url.render_as_string(hide_password=False)
+    upgrade(rendered)
+    try:
+        yield rendered
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def make_settings(database_url: str, keys_dir: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "base_url": BASE_URL,
+        "database_url": database_url,
+        "keys_dir": keys_dir,
+        "admin_token": SecretStr(ADMIN_TOKEN),
+        "env": "development",
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return make_settings(database_url, tmp_path / "keys")
+
+
+@pytest.fixture
+def app(settings: Settings) -> FastAPI:
+    return create_app(settings)
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app, base_url=BASE_URL) as c:
+        yield c
+
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+class World:
+    """A small fluent helper over the real HTTP API (no shortcuts into the database)."""
+
+    def __init__(self, client: TestClient) -> None:
+        self.client = client
+
+    def issuer(self, **body: Any) -> dict[str, Any]:
+        body = {"name": "Data Academy", "url": "https://data-academy.example", **body}
+        response = self.client.post("/api/v1/issuers", json=body, headers=ADMIN)
+        assert response.status_code == 201, response.text
+        data: dict[str, Any] = response.json()
+        return data
+
+    def achievement(self, api_key: str, **body: Any) -> dict[str, Any]:
+        body = {
+            "name": "SQL for Analysts",
+            "description": "Writes correct, efficient SQL for reporting.",
+            "criteria": {"narrative": "Passed a proctored practical exam."},
+            "achievement_type": "MicroCredential",
+            "alignments": [
+                {
+                    "target_name": "Data Scientists",
+                    "target_url": "https://www.onetonline.org/link/summary/15-2051.00",
+                    "target_framework": "O*NET-SOC",
+                    "target_code": "15-2051.00",
+                }
+            ],
+            "tags": ["SQL", "data visualisation"],
+            **body,
+        }
+        response = self.client.post("/api/v1/achievements", json=body, headers=bearer(api_key))
+        assert response.status_code == 201, response.text
+        data: dict[str, Any] = response.json()
+        return data
+
+    def credential(
+        self, api_key: str, achievement_id: str, headers: dict[str, str] | None = None, **body: Any
+    ) -> dict[str, Any]:
+        body = {
+            "achievement_id": achievement_id,
+            "recipient": {"email": "amara@example.com", "name": "Amara Okafor"},
+            **body,
+        }
+        response = self.client.post(
+            "/api/v1/credentials", json=body, headers={**bearer(api_key), **(headers or {})}
+        )
+        assert response.status_code == 201, response.text
+        data: dict[str, Any] = response.json()
+        return data
+
+    def issued(self, **credential_body: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A fresh issuer with one achievement and one credential: (issuer response, credential)."""
+        issuer = self.issuer()
+        key = issuer["api_key"]["key"]
+        achievement = self.achievement(key)
+        return issuer, self.credential(key, achievement["uuid"], **credential_body)
+
+    def verify(self, credential: Any) -> dict[str, Any]:
+        response = self.client.post("/api/v1/verify", json={"credential": credential})
+        assert response.status_code == 200, response.text
+        data: dict[str, Any] = response.json()
+        return data
+
+
+@pytest.fixture
+def world(client: TestClient) -> World:
+    return World(client)
+
+
+def check(result: dict[str, Any], name: str) -> dict[str, Any]:
+    """The named check of a verification result."""
+    matches = [c for c in result["checks"] if c["check"] == name]
+    assert len(matches) == 1, result
+    found: dict[str, Any] = matches[0]
+    return found
