@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings
 from app.core.context import AppContext
 from app.core.db import session_scope
 from app.core.errors import Unauthorized
-from app.core.security import bearer_token, same_secret
+from app.core.security import same_secret
 
 
 def get_context(request: Request) -> AppContext:
@@ -38,11 +39,16 @@ def get_session(ctx: ContextDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
+# Declared for the OpenAPI document (its "Authorize" button); the errors are ours: auto_error=False.
+admin_bearer = HTTPBearer(scheme_name="OperatorToken", description="MICROCRED_ADMIN_TOKEN", auto_error=False)
+issuer_bearer = HTTPBearer(scheme_name="IssuerApiKey", description="An issuer API key (mck_…)", auto_error=False)
+
+
 def require_admin(
     settings: SettingsDep,
-    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(admin_bearer)],
 ) -> None:
-    token = bearer_token(authorization)
+    token = credentials.credentials if credentials else None
     expected = settings.admin_token.get_secret_value() if settings.admin_token else None
     if token is None:
         raise Unauthorized("This endpoint needs the operator's bearer token.")

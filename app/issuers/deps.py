@@ -4,20 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header
+from fastapi import Depends
+from fastapi.security import HTTPAuthorizationCredentials
 
-from app.core.deps import SessionDep
+from app.core.deps import SessionDep, issuer_bearer
 from app.core.errors import Unauthorized
-from app.core.security import bearer_token, hash_secret
+from app.core.security import hash_secret
 from app.issuers import repository
 from app.issuers.models import Issuer
 
 
 def current_issuer(
     session: SessionDep,
-    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(issuer_bearer)],
 ) -> Issuer:
-    token = bearer_token(authorization)
+    token = credentials.credentials if credentials else None
     if token is None:
         raise Unauthorized("This endpoint needs an issuer API key as a bearer token.")
     issuer = repository.issuer_for_api_key(session, hash_secret(token))
