@@ -27,6 +27,9 @@ MAX_FETCH_BYTES = 1024 * 1024
 
 
 def _context() -> AppContext:
+    from app.models import load_all_models
+
+    load_all_models()
     return AppContext.build(Settings())
 
 
@@ -195,9 +198,11 @@ def _load_credential(ctx: AppContext, session: Session, source: str) -> str | di
             if record is not None:
                 return record.jwt
         return _fetch(text)
-    path = Path(text)
-    if len(text) < 4096 and path.is_file():
-        text = path.read_text("utf-8").strip()
+    if not text.startswith(("eyJ", "{")):
+        try:
+            text = Path(text).read_text("utf-8").strip()
+        except OSError as exc:
+            raise _fail(f"{text[:80]} is neither a JWT, JSON, a link nor a readable file") from exc
     if text.startswith("{"):
         try:
             data = json.loads(text)

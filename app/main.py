@@ -22,6 +22,7 @@ from app.core.errors import BodySizeLimitMiddleware, install_error_handlers, pro
 from app.core.web import render
 from app.credentials import router as credentials
 from app.issuers import router as issuers
+from app.models import load_all_models
 from app.verify import router as verify
 
 log = logging.getLogger("microcred")
@@ -76,6 +77,7 @@ def check_startup(ctx: AppContext) -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    load_all_models()
     ctx = AppContext.build(settings)
     check_startup(ctx)
 

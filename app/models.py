@@ -5,5 +5,7 @@ from __future__ import annotations
 
 def load_all_models() -> None:
     from app.achievements import models as _achievements  # noqa: F401
+    from app.audit import models as _audit  # noqa: F401
     from app.credentials import models as _credentials  # noqa: F401
     from app.issuers import models as _issuers  # noqa: F401
+    from app.status import models as _status  # noqa: F401

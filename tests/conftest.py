@@ -1,7 +1,8 @@
 """Test harness: every database test runs on SQLite and, when configured, on PostgreSQL.
 
-Each test gets a fresh database built by `alembic upgrade head`: a new SQLite file, or a new
-schema in the PostgreSQL database named by MICROCRED_TEST_DATABASE_URL (set by `.ci/run`).
+Each test starts from an empty database built by `alembic upgrade head`: a copy of a migrated
+SQLite file, or, on PostgreSQL (MICROCRED_TEST_DATABASE_URL, set by `.ci/run`), a schema of its
+test process migrated once and emptied before every test.
 """
 
 from __future__ import annotations
@@ -10,19 +11,24 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic.script import ScriptDirectory
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from app.core.config import Settings
-from app.core.migrate import upgrade
+from app.core.db import Base
+from app.core.migrate import alembic_config, upgrade
 from app.main import create_app
+from app.models import load_all_models
 
 PG_URL = os.environ.get("MICROCRED_TEST_DATABASE_URL")
 ADMIN_TOKEN = "test-admin-token"
@@ -39,17 +45,12 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(
-    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
-) -> Iterator[str]:
-    if request.param == "sqlite":
-        path = tmp_path / "microcred.db"
-        shutil.copy(sqlite_template, path)
-        yield f"sqlite:///{path}"
-        return
+@pytest.fixture(scope="session")
+def pg_schema_url() -> Iterator[str | None]:
+    """One migrated PostgreSQL schema per test process (xdist worker); tests truncate it, not rebuild it."""
     if not PG_URL:
-        pytest.skip("PostgreSQL tests need MICROCRED_TEST_DATABASE_URL (set by .ci/run)")
+        yield None
+        return
     schema = f"t_{uuid.uuid4().hex[:16]}"
     admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -63,6 +64,47 @@ def database_url(
         with admin.connect() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+_pg_engines: dict[str, Engine] = {}
+
+
+def _empty_database(url: str) -> None:
+    """Delete every row (children first); migrate back to head if a test moved the schema."""
+    engine = _pg_engines.get(url)
+    if engine is None:
+        engine = _pg_engines[url] = create_engine(url, poolclass=NullPool)
+    load_all_models()
+    with engine.begin() as conn:
+        version = conn.scalar(text("SELECT max(version_num) FROM alembic_version"))
+        if version == _head_revision():
+            for table in reversed(Base.metadata.sorted_tables):
+                conn.execute(table.delete())
+            return
+    upgrade(url)
+    with engine.begin() as conn:
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(table.delete())
+
+
+@cache
+def _head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path, pg_schema_url: str | None
+) -> Iterator[str]:
+    if request.param == "sqlite":
+        path = tmp_path / "microcred.db"
+        shutil.copy(sqlite_template, path)
+        yield f"sqlite:///{path}"
+        return
+    if pg_schema_url is None:
+        pytest.skip("PostgreSQL tests need MICROCRED_TEST_DATABASE_URL (set by .ci/run)")
+    _empty_database(pg_schema_url)
+    yield pg_schema_url
 
 
 def make_settings(database_url: str, keys_dir: Path, **overrides: Any) -> Settings:

@@ -7,7 +7,7 @@ import gzip
 import json
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.status import bitstring
@@ -25,6 +25,7 @@ def test_index_zero_is_the_left_most_bit() -> None:
     assert raw == bytes([0b1000_0000, 0b0100_0000])
 
 
+@settings(deadline=None, max_examples=40)  # gzip of 16 KiB per example; CI cores are shared
 @given(st.sets(st.integers(min_value=0, max_value=bitstring.MIN_LIST_SIZE - 1), max_size=50))
 def test_round_trip(indices: set[int]) -> None:
     raw = bitstring.decode(bitstring.encode(indices))

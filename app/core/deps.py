@@ -36,12 +36,17 @@ def get_session(ctx: ContextDep) -> Iterator[Session]:
     yield from session_scope(ctx.sessions)
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": the commit runs before the response is sent, so a 201 means "stored".
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 # Declared for the OpenAPI document (its "Authorize" button); the errors are ours: auto_error=False.
-admin_bearer = HTTPBearer(scheme_name="OperatorToken", description="MICROCRED_ADMIN_TOKEN", auto_error=False)
-issuer_bearer = HTTPBearer(scheme_name="IssuerApiKey", description="An issuer API key (mck_…)", auto_error=False)
+admin_bearer = HTTPBearer(
+    scheme_name="OperatorToken", description="MICROCRED_ADMIN_TOKEN", auto_error=False
+)
+issuer_bearer = HTTPBearer(
+    scheme_name="IssuerApiKey", description="An issuer API key (mck_…)", auto_error=False
+)
 
 
 def require_admin(

@@ -91,6 +91,9 @@ def _validation_errors(errors: Sequence[Any]) -> tuple[int, str, list[dict[str, 
         items.append({"loc": loc, "msg": err.get("msg", ""), "type": err.get("type", "")})
     if any(e["type"] == "json_invalid" for e in items):
         return 400, "The request body is not valid JSON.", items
+    if items and all(e["loc"][:1] == ["path"] for e in items):
+        # A path that does not parse (a non-UUID id) names no resource: 404, not a payload error.
+        return 404, "No such resource.", items
     first = items[0] if items else {"loc": [], "msg": "invalid request"}
     where = ".".join(p for p in first["loc"] if p != "body") or "request"
     return 422, f"{where}: {first['msg']}", items

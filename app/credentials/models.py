@@ -4,17 +4,26 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, Uuid
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base, UTCDateTime, utcnow
+
+
+class CredentialStatus(StrEnum):
+    active = "active"
+    revoked = "revoked"
+    suspended = "suspended"
 
 
 class Credential(Base):
     __tablename__ = "credentials"
     __table_args__ = (
         UniqueConstraint("issuer_id", "idempotency_key"),
+        UniqueConstraint("revocation_list_id", "revocation_index"),
+        UniqueConstraint("suspension_list_id", "suspension_index"),
         Index("ix_credentials_issuer_issued", "issuer_id", "issued_at", "id"),
         Index("ix_credentials_achievement", "achievement_id"),
     )
@@ -38,3 +47,13 @@ class Credential(Base):
     jwt: Mapped[str] = mapped_column(Text)
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     request_hash: Mapped[str | None] = mapped_column(String(64))
+    # Lifecycle: the status lists' bits are derived from these columns, in the same transaction.
+    status: Mapped[CredentialStatus] = mapped_column(
+        String(16), default=CredentialStatus.active, server_default=CredentialStatus.active.value
+    )
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    status_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revocation_list_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("status_lists.id"))
+    revocation_index: Mapped[int | None] = mapped_column(Integer)
+    suspension_list_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("status_lists.id"))
+    suspension_index: Mapped[int | None] = mapped_column(Integer)

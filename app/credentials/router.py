@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import AwareDatetime
 
 from app.core.config import Settings
 from app.core.deps import ContextDep, SessionDep, SettingsDep
@@ -86,8 +86,9 @@ def list_credentials(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     achievement_id: uuid.UUID | None = None,
     subject_id: Annotated[str | None, Query(max_length=2048)] = None,
-    issued_after: datetime | None = None,
-    issued_before: datetime | None = None,
+    # Aware only: a naive instant is ambiguous, and the UTC columns refuse to compare with one.
+    issued_after: AwareDatetime | None = None,
+    issued_before: AwareDatetime | None = None,
 ) -> Page[CredentialRead]:
     """List the calling issuer's credentials, oldest first, filtered and a page at a time."""
     rows = repository.list_for_issuer(

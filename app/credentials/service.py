@@ -16,7 +16,7 @@ from app.achievements import service as achievements_service
 from app.core import jose
 from app.core.config import Settings
 from app.core.db import utcnow
-from app.core.errors import AppError, NotFound
+from app.core.errors import AppError, NotFound, Unprocessable
 from app.core.keys import KeyStore
 from app.credentials import builder, repository
 from app.credentials.models import Credential
@@ -26,6 +26,10 @@ from app.issuers.models import Issuer
 
 
 class CredentialNotFound(NotFound):
+    pass
+
+
+class InvalidValidityPeriod(Unprocessable):
     pass
 
 
@@ -85,9 +89,19 @@ def issue_credential(
     signer = issuers_service.signer_for(
         session, settings=settings, keystore=keystore, issuer=issuer
     )
-    now = utcnow().replace(microsecond=0)
+    # The record keeps the full-precision instant so that listings ("oldest first") follow the
+    # order of issuance; the signed dates are whole seconds.
+    issued_at = utcnow()
+    now = issued_at.replace(microsecond=0)
     valid_from = (data.valid_from or now).replace(microsecond=0)
     valid_until = data.valid_until.replace(microsecond=0) if data.valid_until else None
+    if valid_until is not None and valid_until <= valid_from:
+        # The schema only compares the two when both are given; the default (now) and the
+        # truncation to whole seconds must not yield a credential that ends before it begins.
+        raise InvalidValidityPeriod(
+            f"valid_until must be later than valid_from ({builder.isoformat(valid_from)}).",
+            errors=[{"loc": ["body", "valid_until"], "msg": "must be later than valid_from"}],
+        )
     credential_id = uuid.uuid4()
     recipient = _recipient(data)
     credential = builder.build_credential(
@@ -114,7 +128,7 @@ def issue_credential(
         recipient_name=recipient.name,
         valid_from=valid_from,
         valid_until=valid_until,
-        issued_at=now,
+        issued_at=issued_at,
         jwt=token,
         idempotency_key=idempotency_key,
         request_hash=fingerprint,

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings
@@ -122,7 +123,14 @@ def create_issuer(
         created_at=utcnow(),
     )
     session.add(issuer)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        # A concurrent request took the slug between our check and our insert (the unique
+        # constraint is the real guard). Nothing else was written yet: the unit of work rolls back.
+        raise Conflict(
+            f"The slug {issuer.slug!r} was taken by a concurrent request; try again."
+        ) from exc
     key = add_signing_key(session, keystore=keystore, issuer=issuer, algorithm=data.algorithm)
     api_key, secret = create_api_key(session, issuer=issuer)
     return issuer, key, api_key, secret

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from jwt.exceptions import PyJWTError
 from sqlalchemy.orm import Session
 
 from app.core import jose
@@ -30,6 +31,7 @@ from app.verify.keys import (
     KeyUnresolvable,
     ResolvedKey,
     TrustedKey,
+    did_of,
     resolve_offline,
 )
 from app.verify.schemas import (
@@ -128,8 +130,12 @@ def _first(value: Any) -> Any:
 
 
 def parse_time(value: Any) -> datetime | None:
+    """A date-time from an ISO 8601 string or NumericDate, or None if it is not one."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, UTC)
+        try:
+            return datetime.fromtimestamp(value, UTC)
+        except (OverflowError, OSError, ValueError):  # 1e20, inf, NaN: not a date, not a 500
+            return None
     if isinstance(value, str):
         try:
             moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -166,6 +172,12 @@ class Verifier:
             header, payload = jose.unverified_parts(token)
         except jose.JoseError as exc:
             v.add(CheckName.format, CheckResult.fail, str(exc))
+            return self._skip_rest(v)
+        except PyJWTError as exc:
+            # PyJWT validates some header members (a non-string kid, an unknown `crit`) while it
+            # reads the header and raises InvalidTokenError, which jose.unverified_parts does not
+            # translate: without this a forged header would be a 500 instead of a format failure.
+            v.add(CheckName.format, CheckResult.fail, f"malformed JWS header: {exc}")
             return self._skip_rest(v)
         v.header = header
         credential, problem = _credential_from_payload(header, payload)
@@ -331,6 +343,9 @@ class Verifier:
 
     def _resolve_key(self, *, kid: str | None, header_jwk: Any, issuer_id: str) -> ResolvedKey:
         prefix = self._our_did_prefix()
+        if kid is not None and kid.startswith("#") and issuer_id.startswith("did:"):
+            # A DID URL relative to the issuer's DID ('#z6Mk…', '#0'), as some issuers write it.
+            kid = did_of(issuer_id) + kid
         if kid is not None and kid.startswith(prefix):
             return self._our_key(kid, prefix)
         if kid is None and header_jwk is None and issuer_id.startswith(prefix):
@@ -371,23 +386,32 @@ class Verifier:
         self, v: Verification, credential: dict[str, Any], payload: dict[str, Any]
     ) -> None:
         now = self.now or datetime.now(UTC)
-        start_raw = credential.get("validFrom", credential.get("issuanceDate", payload.get("nbf")))
-        end_raw = credential.get("validUntil", credential.get("expirationDate", payload.get("exp")))
-        start, end = parse_time(start_raw), parse_time(end_raw)
-        if start_raw is not None and start is None:
-            v.add(
-                CheckName.validity_period,
-                CheckResult.fail,
-                f"validFrom is not a date-time: {start_raw!r}.",
-            )
-            return
-        if end_raw is not None and end is None:
-            v.add(
-                CheckName.validity_period,
-                CheckResult.fail,
-                f"validUntil is not a date-time: {end_raw!r}.",
-            )
-            return
+        # The credential's own dates and the JWT's nbf/exp both bound the validity period; when
+        # both are present the stricter one wins (RFC 7519: a token past its `exp` MUST NOT be
+        # accepted, whatever validUntil says).
+        starts = [
+            ("validFrom", credential.get("validFrom", credential.get("issuanceDate"))),
+            ("nbf", payload.get("nbf")),
+        ]
+        ends = [
+            ("validUntil", credential.get("validUntil", credential.get("expirationDate"))),
+            ("exp", payload.get("exp")),
+        ]
+        bounds: dict[str, datetime] = {}
+        for name, raw in starts + ends:
+            if raw is None:
+                continue
+            moment = parse_time(raw)
+            if moment is None:
+                v.add(
+                    CheckName.validity_period,
+                    CheckResult.fail,
+                    f"{name} is not a date-time: {raw!r}.",
+                )
+                return
+            bounds[name] = moment
+        start = max((bounds[n] for n, _ in starts if n in bounds), default=None)
+        end = min((bounds[n] for n, _ in ends if n in bounds), default=None)
         if start is not None and now < start:
             v._not_yet_valid = True
             v.add(

@@ -1,0 +1,1 @@
+"""Benchmarks that start the real service on loopback and print figures (`make bench`)."""
