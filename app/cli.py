@@ -21,7 +21,11 @@ cli = typer.Typer(help="Issue and verify Open Badges 3.0 micro-credentials.", no
 db_cli = typer.Typer(help="Database schema.", no_args_is_help=True)
 issuer_cli = typer.Typer(help="Issuers (course providers).", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
+keys_cli = typer.Typer(help="Signing keys: rotation and compromise.", no_args_is_help=True)
+audit_cli = typer.Typer(help="The audit trail.", no_args_is_help=True)
 cli.add_typer(issuer_cli, name="issuer")
+cli.add_typer(keys_cli, name="keys")
+cli.add_typer(audit_cli, name="audit")
 
 MAX_FETCH_BYTES = 1024 * 1024
 
@@ -44,7 +48,11 @@ def _unit_of_work(ctx: AppContext) -> Any:
 
     @contextmanager
     def scope() -> Any:
-        yield from session_scope(ctx.sessions)
+        try:
+            yield from session_scope(ctx.sessions)
+        finally:
+            # A command is one unit of work: close its connections (the engine could reconnect).
+            ctx.close()
 
     return scope()
 
@@ -277,7 +285,11 @@ def verify(
     with _unit_of_work(ctx) as session:
         credential = _load_credential(ctx, session, source)
         verifier = Verifier(
-            session=session, settings=ctx.settings, key_cache=ctx.public_keys, trusted_keys=trusted
+            session=session,
+            settings=ctx.settings,
+            key_cache=ctx.public_keys,
+            trusted_keys=trusted,
+            fetcher=ctx.fetcher,
         )
         result = verify_any(verifier, credential).result()
     if as_json:
@@ -312,6 +324,141 @@ def demo() -> None:
             f"demo issuer '{result.issuer_slug}' created; its API key (shown once): {result.api_key}"
         )
     typer.echo(f"demo credential: {result.credential_url}")
+
+
+def _key_json(ctx: AppContext, slug: str, key: Any) -> dict[str, Any]:
+    from app.issuers.router import signing_key_read
+
+    return signing_key_read(ctx.settings.issuer_did(slug), key).model_dump(mode="json")
+
+
+@keys_cli.command("list")
+def keys_list(issuer: Annotated[str, typer.Option(help="Issuer slug.")]) -> None:
+    """List an issuer's signing keys with their status."""
+    from app.core.errors import AppError
+    from app.issuers import service
+
+    ctx = _context()
+    try:
+        with _unit_of_work(ctx) as session:
+            owner = service.get_issuer(session, slug=issuer)
+            keys = [
+                _key_json(ctx, owner.slug, k)
+                for k in service.list_signing_keys(session, issuer=owner)
+            ]
+    except AppError as exc:
+        raise _fail(exc.message) from exc
+    typer.echo(json.dumps(keys, indent=2))
+
+
+@keys_cli.command("rotate")
+def keys_rotate(
+    issuer: Annotated[str, typer.Option(help="Issuer slug.")],
+    algorithm: Annotated[
+        SigningAlgorithm | None,
+        typer.Option(help="The new key's algorithm; the issuer's current one by default."),
+    ] = None,
+) -> None:
+    """A new key signs from now on; the previous one is retired and keeps verifying."""
+    from app.core.errors import AppError
+    from app.issuers import service
+
+    ctx = _context()
+    try:
+        with _unit_of_work(ctx) as session:
+            owner = service.get_issuer(session, slug=issuer)
+            key = service.rotate_key(
+                session, keystore=ctx.keystore, issuer=owner, algorithm=algorithm
+            )
+            out = _key_json(ctx, owner.slug, key)
+    except AppError as exc:
+        raise _fail(exc.message) from exc
+    typer.echo(json.dumps(out, indent=2))
+
+
+@keys_cli.command("retire")
+def keys_retire(
+    issuer: Annotated[str, typer.Option(help="Issuer slug.")],
+    key: Annotated[str, typer.Option(help="Key id (the kid's #fragment).")],
+) -> None:
+    """Stop signing with a key (refused for the only active key: rotate first)."""
+    from app.core.errors import AppError
+    from app.issuers import service
+
+    ctx = _context()
+    try:
+        with _unit_of_work(ctx) as session:
+            owner = service.get_issuer(session, slug=issuer)
+            out = _key_json(ctx, owner.slug, service.retire_key(session, issuer=owner, key_id=key))
+    except AppError as exc:
+        raise _fail(exc.message) from exc
+    typer.echo(json.dumps(out, indent=2))
+
+
+@keys_cli.command("compromise")
+def keys_compromise(
+    issuer: Annotated[str, typer.Option(help="Issuer slug.")],
+    key: Annotated[str, typer.Option(help="Key id (the kid's #fragment).")],
+    since: Annotated[
+        str | None,
+        typer.Option(
+            help="ISO 8601 moment of compromise with offset, e.g. 2026-11-28T09:00:00Z; now by default."
+        ),
+    ] = None,
+) -> None:
+    """Mark a key compromised: every credential it signed stops verifying, naming the key."""
+    from datetime import datetime
+
+    from app.core.errors import AppError
+    from app.issuers import service
+
+    moment: datetime | None = None
+    if since is not None:
+        try:
+            moment = datetime.fromisoformat(since.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise _fail(f"--since is not an ISO 8601 date-time: {since}") from exc
+    ctx = _context()
+    try:
+        with _unit_of_work(ctx) as session:
+            owner = service.get_issuer(session, slug=issuer)
+            out = _key_json(
+                ctx,
+                owner.slug,
+                service.compromise_key(session, issuer=owner, key_id=key, since=moment),
+            )
+    except AppError as exc:
+        raise _fail(exc.message) from exc
+    typer.echo(json.dumps(out, indent=2))
+
+
+@audit_cli.command("verify")
+def audit_verify(
+    issuer: Annotated[
+        str | None, typer.Option(help="Only this issuer's chain (slug); every chain by default.")
+    ] = None,
+) -> None:
+    """Recompute the audit hash chains; exit 1 naming the first broken link of each broken chain."""
+    from app.audit import service as audit
+    from app.core.errors import AppError
+    from app.issuers import service as issuers
+
+    ctx = _context()
+    try:
+        with _unit_of_work(ctx) as session:
+            issuer_id = issuers.get_issuer(session, slug=issuer).id if issuer else None
+            report = audit.verify_chain(session, issuer_id=issuer_id)
+    except AppError as exc:
+        raise _fail(exc.message) from exc
+    if report.intact:
+        typer.secho(
+            f"audit trail intact: {report.events} events in {report.chains} chains",
+            fg=typer.colors.GREEN,
+        )
+        raise typer.Exit(0)
+    for broken in report.breaks:
+        typer.secho(f"audit trail BROKEN: {broken.describe()}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(1)
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.achievements import router as achievements
+from app.audit import router as audit
 from app.badges import router as badges
 from app.core.config import Environment, Settings
 from app.core.context import AppContext
@@ -23,6 +24,7 @@ from app.core.web import render
 from app.credentials import router as credentials
 from app.issuers import router as issuers
 from app.models import load_all_models
+from app.status import router as status
 from app.verify import router as verify
 
 log = logging.getLogger("microcred")
@@ -79,7 +81,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     load_all_models()
     ctx = AppContext.build(settings)
-    check_startup(ctx)
+    try:
+        check_startup(ctx)
+    except StartupRefused:
+        ctx.close()
+        raise
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -106,10 +112,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(achievements.api)
     app.include_router(credentials.api)
     app.include_router(verify.api)
+    app.include_router(audit.api)
     app.include_router(credentials.public)
     app.include_router(badges.public)
     app.include_router(issuers.public)
     app.include_router(achievements.public)
+    app.include_router(status.public)
     app.include_router(verify.pages)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 

@@ -63,6 +63,8 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> I
         # a spare API key for DELETE …/api-keys/{key_id} to revoke, not the one the fuzz uses
         spare = client.post(f"/api/v1/issuers/{slug}/api-keys", json={}, headers=ADMIN)
         assert spare.status_code == 201, spare.text
+        # a spare credential for the fuzzer to revoke or suspend; `credential` must stay valid
+        expendable = World(client).credential(issuer["api_key"]["key"], credential["achievement_id"])
         yield Fuzzed(
             app=app,
             client=client,
@@ -73,7 +75,9 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> I
                 "slug": slug,
                 "key_id": spare.json()["id"],
                 "achievement_id": credential["achievement_id"],
-                "credential_id": credential["id"],
+                "credential_id": expendable["id"],
+                "purpose": "revocation",
+                "seq": "1",
             },
         )
 

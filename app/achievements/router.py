@@ -12,7 +12,7 @@ from app.achievements import repository, service
 from app.achievements.models import Achievement
 from app.achievements.schemas import AchievementCreate, AchievementRead
 from app.core.config import Settings
-from app.core.deps import SessionDep, SettingsDep
+from app.core.deps import ReadSessionDep, SessionDep, SettingsDep
 from app.core.pagination import Page, decode_cursor, encode_cursor
 from app.core.standards import OB3_CONTEXT, VC2_CONTEXT
 from app.core.web import render, wants_html
@@ -83,7 +83,7 @@ def get_achievement(
 
 @public.get("/achievements/{achievement_id}", response_model=None)
 def public_achievement(
-    achievement_id: uuid.UUID, request: Request, session: SessionDep, settings: SettingsDep
+    achievement_id: uuid.UUID, request: Request, session: ReadSessionDep, settings: SettingsDep
 ) -> Response:
     """The achievement as an OB 3.0 Achievement (an HTML page for browsers)."""
     achievement = service.get_achievement(session, achievement_id=achievement_id)

@@ -14,11 +14,14 @@ from app.core.db import Base, UTCDateTime, utcnow
 
 
 class AuditEventType(StrEnum):
+    # The genesis event of every issuer's chain.
+    issuer_created = "issuer.created"
     credential_issued = "credential.issued"
     credential_revoked = "credential.revoked"
     credential_suspended = "credential.suspended"
     credential_unsuspended = "credential.unsuspended"
     key_rotated = "key.rotated"
+    key_retired = "key.retired"
     key_compromised = "key.compromised"
     api_key_created = "api_key.created"
     api_key_revoked = "api_key.revoked"

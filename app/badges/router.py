@@ -11,7 +11,7 @@ from fastapi.responses import Response
 
 from app.badges.qr import qr_png, qr_svg
 from app.core.cache import CachedImage
-from app.core.deps import ContextDep, SessionDep
+from app.core.deps import ContextDep, ReadSessionDep
 from app.core.errors import NotFound
 from app.credentials import service as credentials_service
 
@@ -35,7 +35,7 @@ def _qr_route(
     kind: str, render: Callable[[str], bytes], media_type: str
 ) -> Callable[..., Response]:
     def handler(
-        credential_id: str, request: Request, session: SessionDep, ctx: ContextDep
+        credential_id: str, request: Request, session: ReadSessionDep, ctx: ContextDep
     ) -> Response:
         try:
             record_id = uuid.UUID(credential_id)

@@ -31,6 +31,18 @@ class Settings(BaseSettings):
     access_log: bool = False
     qr_cache_size: int = Field(default=4096, ge=0)
     db_pool_size: int = Field(default=5, ge=1)
+    # Fetching what foreign issuers publish (did:web documents, HTTPS key URLs, status lists).
+    # Loopback addresses are refused like every private one unless this is set: for tests only,
+    # refused in production.
+    fetch_allow_loopback: bool = False
+    # Seconds allowed to connect and between two reads; a whole fetch gets twice this.
+    fetch_timeout: float = Field(default=5.0, gt=0, le=60)
+    # Largest response body read, in bytes (a status list of 131,072 entries is ~16 KiB gzipped).
+    fetch_max_bytes: int = Field(default=512 * 1024, ge=1024)
+    # Seconds a successful fetch is reused (0 turns the cache off).
+    fetch_cache_ttl: float = Field(default=300.0, ge=0)
+    # An extra CA certificate file trusted for fetches, beside the public roots (tests, private PKI).
+    fetch_ca_bundle: Path | None = None
 
     @field_validator("base_url")
     @classmethod
@@ -59,6 +71,10 @@ class Settings(BaseSettings):
                 )
             if urlsplit(self.base_url).scheme != "https":
                 problems.append("MICROCRED_BASE_URL must be https in production")
+            if self.fetch_allow_loopback:
+                problems.append(
+                    "MICROCRED_FETCH_ALLOW_LOOPBACK lets credentials make this service fetch from its own host; it is for tests only"
+                )
             if problems:
                 raise ValueError("insecure production settings: " + "; ".join(problems))
         return self

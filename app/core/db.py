@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -47,7 +49,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # We emit BEGIN ourselves (see _sqlite_begin): pysqlite's implicit transactions start only at
+    # the first INSERT/UPDATE, which breaks SAVEPOINT and lets a RELEASE commit half a unit of work.
+    dbapi_connection.isolation_level = None
     # WAL lets readers run beside the writer and takes inserts from ~0.8k to ~4k rows/s;
     # foreign keys are off by default in SQLite; busy_timeout makes writers queue, not fail.
     cursor = dbapi_connection.cursor()
@@ -58,18 +63,73 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+class _SQLiteWriteGate:
+    """One writer at a time per process, handed over by a lock rather than by SQLite's busy handler.
+
+    A writer takes the write lock up front (BEGIN IMMEDIATE): a deferred transaction that read
+    first and writes later fails at once with SQLITE_BUSY when another writer committed in between.
+    Within a process, writers queue on a lock, which hands over at once, instead of on SQLite's
+    busy handler, which sleeps and retries (and made tail latencies explode under load); other
+    processes still wait on busy_timeout. Read-only sessions (engine option sqlite_write=False)
+    begin deferred and never wait for writers (WAL).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def begin(self, conn: Connection) -> None:
+        if not conn.get_execution_options().get("sqlite_write", True):
+            conn.exec_driver_sql("BEGIN")
+            return
+        if not self._lock.acquire(timeout=30):
+            raise TimeoutError("no SQLite write slot within 30 s")
+        conn.info["sqlite_write_gate"] = True
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            self.end(conn)
+            raise
+
+    def end(self, conn: Connection) -> None:
+        if conn.info.pop("sqlite_write_gate", False):
+            self._lock.release()
+
+    def reset(self, dbapi_connection: Any, connection_record: Any, reset_state: Any) -> None:
+        # A connection returned to the pool mid-transaction is rolled back by the pool: let go too.
+        if connection_record.info.pop("sqlite_write_gate", False):
+            self._lock.release()
+
+
 def make_engine(database_url: str, *, pool_size: int = 5) -> Engine:
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
         database = url.database
         if database and database != ":memory:":
-            from pathlib import Path
-
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False})
-        event.listen(engine, "connect", _sqlite_pragmas)
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False},
+            pool_size=pool_size,
+            max_overflow=pool_size * 2,
+        )
+        gate = _SQLiteWriteGate()
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", gate.begin)
+        event.listen(engine, "commit", gate.end)
+        event.listen(engine, "rollback", gate.end)
+        event.listen(engine.pool, "reset", gate.reset)
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True)
+
+
+def pool_capacity(pool_size: int) -> int:
+    """Connections an engine of make_engine() may open: its pool plus the overflow."""
+    return pool_size * 3
+
+
+def read_only(engine: Engine) -> Engine:
+    """The same pool, for sessions that only read (on SQLite they then never take the write lock)."""
+    return engine.execution_options(sqlite_write=False)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from app.core.config import Settings
 from app.core.context import AppContext
-from app.core.db import session_scope
 from app.core.errors import Unauthorized
 from app.core.security import same_secret
 
@@ -31,13 +32,44 @@ def get_settings(ctx: ContextDep) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def get_session(ctx: ContextDep) -> Iterator[Session]:
-    """The request's unit of work: committed when the handler returns, rolled back on error."""
-    yield from session_scope(ctx.sessions)
+async def _unit_of_work(ctx: AppContext, factory: sessionmaker[Session]) -> AsyncIterator[Session]:
+    """A session for one request, committed before the response is sent, rolled back on error.
+
+    A request takes a database slot (there are as many as pooled connections) *before* it takes a
+    worker thread. Otherwise, under load, every worker thread could be blocked waiting for a
+    connection or SQLite's write lock while the requests holding them wait for a thread to commit.
+    """
+    async with ctx.db_slots():
+        session = factory()
+        try:
+            yield session
+            await run_in_threadpool(session.commit)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await run_in_threadpool(session.rollback)
+            raise
+        finally:
+            with anyio.CancelScope(shield=True):
+                await run_in_threadpool(session.close)
+
+
+async def get_session(ctx: ContextDep) -> AsyncIterator[Session]:
+    """The request's unit of work (the one commit point)."""
+    async for session in _unit_of_work(ctx, ctx.sessions):
+        yield session
 
 
 # scope="function": the commit runs before the response is sent, so a 201 means "stored".
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+async def get_read_session(ctx: ContextDep) -> AsyncIterator[Session]:
+    """A session for public pages and verification, which only read."""
+    async for session in _unit_of_work(ctx, ctx.read_sessions):
+        yield session
+
+
+ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
 
 
 # Declared for the OpenAPI document (its "Authorize" button); the errors are ours: auto_error=False.

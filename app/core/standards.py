@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import threading
+from collections import OrderedDict
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -34,8 +37,33 @@ def achievement_credential_validator() -> Draft201909Validator:
     )
 
 
+_RESULTS: OrderedDict[bytes, list[str]] = OrderedDict()
+_RESULTS_LOCK = threading.Lock()
+_RESULTS_MAX = 4096
+
+
 def schema_errors(credential: dict[str, Any], *, limit: int = 5) -> list[str]:
-    """Human-readable schema violations of an OB 3.0 credential, most specific first."""
+    """Human-readable schema violations of an OB 3.0 credential, most specific first.
+
+    Results are remembered by content (a QR code is scanned again and again, and validating costs
+    more than the signature check)."""
+    key = hashlib.sha256(
+        json.dumps(credential, sort_keys=True, default=str).encode()
+    ).digest() + bytes([limit])
+    with _RESULTS_LOCK:
+        found = _RESULTS.get(key)
+        if found is not None:
+            _RESULTS.move_to_end(key)
+            return list(found)
+    errors = _schema_errors(credential, limit=limit)
+    with _RESULTS_LOCK:
+        _RESULTS[key] = errors
+        while len(_RESULTS) > _RESULTS_MAX:
+            _RESULTS.popitem(last=False)
+    return list(errors)
+
+
+def _schema_errors(credential: dict[str, Any], *, limit: int) -> list[str]:
     validator = achievement_credential_validator()
     errors = sorted(
         validator.iter_errors(credential), key=lambda e: (-len(e.absolute_path), e.message)

@@ -16,6 +16,13 @@ def get(session: Session, credential_id: uuid.UUID) -> Credential | None:
     return session.get(Credential, credential_id)
 
 
+def get_for_update(session: Session, credential_id: uuid.UUID) -> Credential | None:
+    """The row, locked until the transaction ends: status changes never race each other."""
+    return session.scalars(
+        select(Credential).where(Credential.id == credential_id).with_for_update()
+    ).one_or_none()
+
+
 def by_idempotency_key(session: Session, issuer_id: uuid.UUID, key: str) -> Credential | None:
     return session.scalars(
         select(Credential).where(

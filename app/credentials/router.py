@@ -10,13 +10,13 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import AwareDatetime
 
 from app.core.config import Settings
-from app.core.deps import ContextDep, SessionDep, SettingsDep
+from app.core.deps import ContextDep, ReadSessionDep, SessionDep, SettingsDep
 from app.core.errors import NotFound
 from app.core.pagination import Page, decode_cursor, encode_cursor
 from app.core.web import JSON_TYPES, JWT_TYPES, preferred, render
 from app.credentials import repository, service
 from app.credentials.models import Credential
-from app.credentials.schemas import CredentialCreate, CredentialRead
+from app.credentials.schemas import CredentialCreate, CredentialRead, StatusChange
 from app.issuers.deps import CurrentIssuer
 from app.verify.page import verification_context
 from app.verify.service import Verifier
@@ -44,6 +44,9 @@ def credential_read(settings: Settings, record: Credential) -> CredentialRead:
         credential=service.credential_json(record),
         qr_svg_url=f"{url}/qr.svg",
         qr_png_url=f"{url}/qr.png",
+        status=record.status,
+        status_reason=record.status_reason,
+        status_changed_at=record.status_changed_at,
         achievement_id=record.achievement_id,
         subject_id=record.subject_id,
         recipient_name=record.recipient_name,
@@ -117,6 +120,49 @@ def get_credential(
     return credential_read(settings, record)
 
 
+@api.post("/{credential_id}/revoke", response_model=CredentialRead)
+def revoke_credential(
+    credential_id: uuid.UUID,
+    data: StatusChange,
+    issuer: CurrentIssuer,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> CredentialRead:
+    """Revoke a credential for good; its status list and page change at once."""
+    record = service.revoke(session, issuer=issuer, credential_id=credential_id, reason=data.reason)
+    return credential_read(settings, record)
+
+
+@api.post("/{credential_id}/suspend", response_model=CredentialRead)
+def suspend_credential(
+    credential_id: uuid.UUID,
+    data: StatusChange,
+    issuer: CurrentIssuer,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> CredentialRead:
+    """Suspend a credential (issuers that offer suspension); 409 otherwise."""
+    record = service.suspend(
+        session, issuer=issuer, credential_id=credential_id, reason=data.reason
+    )
+    return credential_read(settings, record)
+
+
+@api.post("/{credential_id}/unsuspend", response_model=CredentialRead)
+def unsuspend_credential(
+    credential_id: uuid.UUID,
+    data: StatusChange,
+    issuer: CurrentIssuer,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> CredentialRead:
+    """Lift a suspension."""
+    record = service.unsuspend(
+        session, issuer=issuer, credential_id=credential_id, reason=data.reason
+    )
+    return credential_read(settings, record)
+
+
 @public.get(
     "/credentials/{credential_id}",
     response_model=None,
@@ -134,7 +180,7 @@ def get_credential(
 def credential_page(
     credential_id: str,
     request: Request,
-    session: SessionDep,
+    session: ReadSessionDep,
     ctx: ContextDep,
     format: Annotated[
         Literal["html", "json", "jwt"] | None, Query(description="Overrides Accept.")
@@ -163,7 +209,9 @@ def credential_page(
         return JSONResponse(
             service.credential_json(record), media_type="application/ld+json", headers=vary
         )
-    verifier = Verifier(session=session, settings=ctx.settings, key_cache=ctx.public_keys)
+    verifier = Verifier(
+        session=session, settings=ctx.settings, key_cache=ctx.public_keys, fetcher=ctx.fetcher
+    )
     verification = verifier.verify_jwt(record.jwt)
     response = render(request, "credential.html", verification_context(ctx.settings, verification))
     response.headers["Vary"] = "Accept"

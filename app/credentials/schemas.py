@@ -98,7 +98,20 @@ class CredentialIssued(BaseModel):
     qr_png_url: str
 
 
+class StatusChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)
+    ] = Field(
+        description="Why: kept in the record and the audit trail (not published in the status list)."
+    )
+
+
 class CredentialRead(CredentialIssued):
+    status: str = Field(description="active, revoked or suspended")
+    status_reason: str | None
+    status_changed_at: datetime | None
     achievement_id: uuid.UUID
     subject_id: str
     recipient_name: str | None

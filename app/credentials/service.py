@@ -13,16 +13,20 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.achievements import service as achievements_service
+from app.audit import service as audit_service
+from app.audit.models import AuditEventType
 from app.core import jose
 from app.core.config import Settings
 from app.core.db import utcnow
-from app.core.errors import AppError, NotFound, Unprocessable
+from app.core.errors import AppError, Conflict, NotFound, Unprocessable
 from app.core.keys import KeyStore
 from app.credentials import builder, repository
-from app.credentials.models import Credential
+from app.credentials.models import Credential, CredentialStatus
 from app.credentials.schemas import CredentialCreate
 from app.issuers import service as issuers_service
 from app.issuers.models import Issuer
+from app.status import service as status_service
+from app.status.models import StatusPurpose
 
 
 class CredentialNotFound(NotFound):
@@ -104,6 +108,14 @@ def issue_credential(
         )
     credential_id = uuid.uuid4()
     recipient = _recipient(data)
+    allocations = [
+        status_service.allocate(session, issuer=issuer, purpose=StatusPurpose.revocation)
+    ]
+    if issuer.suspension:
+        allocations.append(
+            status_service.allocate(session, issuer=issuer, purpose=StatusPurpose.suspension)
+        )
+    entries = [status_service.status_entry(settings, issuer.slug, a) for a in allocations]
     credential = builder.build_credential(
         credential_id=credential_url(settings, credential_id),
         issuer_profile=issuers_service.profile_document(settings, issuer),
@@ -113,6 +125,9 @@ def issue_credential(
         valid_until=valid_until,
         awarded=now,
         evidence=[e.model_dump(mode="json", exclude_none=True) for e in data.evidence or []],
+        # One entry (revocation) keeps the credential valid against the strict OB 3.0 schema;
+        # issuers that offer suspension get both, as the array VCDM 2.0 allows.
+        credential_status=entries[0] if len(entries) == 1 else entries,
     )
     token = jose.sign(
         builder.jwt_claims(credential), key=signer.key, algorithm=signer.algorithm, kid=signer.kid
@@ -132,23 +147,36 @@ def issue_credential(
         jwt=token,
         idempotency_key=idempotency_key,
         request_hash=fingerprint,
+        status=CredentialStatus.active,
+        revocation_list_id=allocations[0].status_list.id,
+        revocation_index=allocations[0].index,
+        suspension_list_id=allocations[1].status_list.id if len(allocations) > 1 else None,
+        suspension_index=allocations[1].index if len(allocations) > 1 else None,
     )
-    if idempotency_key is None:
+    if idempotency_key is not None:
+        # A concurrent request with the same key may have won the race: keep its result, drop ours.
+        savepoint = session.begin_nested()
+        try:
+            session.add(record)
+            session.flush()
+        except IntegrityError:
+            savepoint.rollback()
+            earlier = repository.by_idempotency_key(session, issuer.id, idempotency_key)
+            if earlier is None:
+                raise
+            status_service.release(session, allocations)
+            return _replay(earlier, fingerprint)
+        savepoint.commit()
+    else:
         session.add(record)
         session.flush()
-        return Issued(record=record, replayed=False)
-    # A concurrent request with the same key may have won the race: keep its result, drop ours.
-    savepoint = session.begin_nested()
-    try:
-        session.add(record)
-        session.flush()
-    except IntegrityError:
-        savepoint.rollback()
-        earlier = repository.by_idempotency_key(session, issuer.id, idempotency_key)
-        if earlier is None:
-            raise
-        return _replay(earlier, fingerprint)
-    savepoint.commit()
+    audit_service.append(
+        session,
+        issuer_id=issuer.id,
+        event_type=AuditEventType.credential_issued,
+        subject=credential["id"],
+        data={"achievement": str(achievement.id), "kid": signer.kid},
+    )
     return Issued(record=record, replayed=False)
 
 
@@ -175,3 +203,89 @@ def credential_json(record: Credential) -> dict[str, Any]:
     for claim in ("iss", "jti", "sub", "nbf", "exp", "iat"):
         payload.pop(claim, None)
     return payload
+
+
+# --- lifecycle ----------------------------------------------------------------------------------
+
+
+class StatusConflict(Conflict):
+    title = "Status change not possible"
+
+
+def _locked(session: Session, *, issuer: Issuer, credential_id: uuid.UUID) -> Credential:
+    record = repository.get_for_update(session, credential_id)
+    if record is None or record.issuer_id != issuer.id:
+        raise CredentialNotFound(f"No credential {credential_id}.")
+    return record
+
+
+def _changed(
+    session: Session,
+    record: Credential,
+    status: CredentialStatus,
+    reason: str,
+    event: AuditEventType,
+) -> Credential:
+    record.status = status
+    record.status_reason = reason
+    record.status_changed_at = utcnow()
+    # The lists' bits derive from these columns; bump their versions in this same transaction.
+    for list_id in (record.revocation_list_id, record.suspension_list_id):
+        if list_id is not None:
+            status_service.touch(session, list_id)
+    session.flush()
+    audit_service.append(
+        session,
+        issuer_id=record.issuer_id,
+        event_type=event,
+        subject=str(record.id),
+        data={"reason": reason},
+    )
+    return record
+
+
+def revoke(
+    session: Session, *, issuer: Issuer, credential_id: uuid.UUID, reason: str
+) -> Credential:
+    """Revoke for good: the revocation bit is set and the credential never verifies again."""
+    record = _locked(session, issuer=issuer, credential_id=credential_id)
+    if record.status == CredentialStatus.revoked:
+        raise StatusConflict("This credential is already revoked; revocation is final.")
+    if record.revocation_list_id is None:
+        raise StatusConflict(
+            "This credential was issued without a revocation entry and cannot be revoked."
+        )
+    return _changed(
+        session, record, CredentialStatus.revoked, reason, AuditEventType.credential_revoked
+    )
+
+
+def suspend(
+    session: Session, *, issuer: Issuer, credential_id: uuid.UUID, reason: str
+) -> Credential:
+    """Suspend for now (the issuer must offer suspension); unsuspend lifts it."""
+    record = _locked(session, issuer=issuer, credential_id=credential_id)
+    if record.suspension_list_id is None:
+        raise StatusConflict(
+            "This credential carries no suspension entry: its issuer does not offer suspension. Revoke it instead."
+        )
+    if record.status == CredentialStatus.revoked:
+        raise StatusConflict(
+            "This credential is revoked; a revoked credential cannot be suspended."
+        )
+    if record.status == CredentialStatus.suspended:
+        raise StatusConflict("This credential is already suspended.")
+    return _changed(
+        session, record, CredentialStatus.suspended, reason, AuditEventType.credential_suspended
+    )
+
+
+def unsuspend(
+    session: Session, *, issuer: Issuer, credential_id: uuid.UUID, reason: str
+) -> Credential:
+    record = _locked(session, issuer=issuer, credential_id=credential_id)
+    if record.status != CredentialStatus.suspended:
+        raise StatusConflict(f"This credential is not suspended (it is {record.status}).")
+    return _changed(
+        session, record, CredentialStatus.active, reason, AuditEventType.credential_unsuspended
+    )

@@ -74,3 +74,13 @@ def api_key(session: Session, issuer_id: uuid.UUID, key_id: uuid.UUID) -> ApiKey
     return session.scalars(
         select(ApiKey).where(ApiKey.issuer_id == issuer_id, ApiKey.id == key_id)
     ).one_or_none()
+
+
+def active_keys(session: Session, issuer_id: uuid.UUID) -> Sequence[SigningKey]:
+    return session.scalars(
+        select(SigningKey)
+        .where(SigningKey.issuer_id == issuer_id, SigningKey.status == KeyStatus.active)
+        .order_by(SigningKey.created_at)
+        # Read under the issuer's lifecycle lock: the values now, not the identity map's.
+        .execution_options(populate_existing=True)
+    ).all()

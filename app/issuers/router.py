@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from app.core.config import Settings
-from app.core.deps import AdminDep, ContextDep, SessionDep, SettingsDep
+from app.core.deps import AdminDep, ContextDep, ReadSessionDep, SessionDep, SettingsDep
 from app.core.standards import OB3_CONTEXT, VC2_CONTEXT
 from app.core.web import render, wants_html
 from app.issuers import repository, service
@@ -21,11 +21,25 @@ from app.issuers.schemas import (
     IssuerCreate,
     IssuerCreated,
     IssuerRead,
+    KeyCompromise,
+    KeyRotate,
     SigningKeyRead,
 )
 
 api = APIRouter(prefix="/api/v1/issuers", tags=["operator"])
 public = APIRouter(tags=["public"])
+
+
+def signing_key_read(did: str, key: SigningKey) -> SigningKeyRead:
+    return SigningKeyRead(
+        kid=f"{did}#{key.key_id}",
+        key_id=key.key_id,
+        algorithm=key.algorithm,
+        status=key.status,
+        created_at=key.created_at,
+        retired_at=key.retired_at,
+        compromised_at=key.compromised_at,
+    )
 
 
 def issuer_read(
@@ -46,17 +60,7 @@ def issuer_read(
         did_document_url=settings.url(f"/issuers/{issuer.slug}/did.json"),
         jwks_url=settings.url(f"/issuers/{issuer.slug}/jwks.json"),
         created_at=issuer.created_at,
-        keys=[
-            SigningKeyRead(
-                kid=f"{did}#{k.key_id}",
-                algorithm=k.algorithm,
-                status=k.status,
-                created_at=k.created_at,
-                retired_at=k.retired_at,
-                compromised_at=k.compromised_at,
-            )
-            for k in keys
-        ],
+        keys=[signing_key_read(did, k) for k in keys],
     )
 
 
@@ -117,6 +121,55 @@ def revoke_api_key(
     return ApiKeyRead.model_validate(service.revoke_api_key(session, issuer=issuer, key_id=key_id))
 
 
+@api.get("/{slug}/keys", response_model=list[SigningKeyRead])
+def list_signing_keys(
+    slug: str, _admin: AdminDep, session: SessionDep, settings: SettingsDep
+) -> list[SigningKeyRead]:
+    """List an issuer's signing keys: active, retired and compromised."""
+    issuer = service.get_issuer(session, slug=slug)
+    did = settings.issuer_did(issuer.slug)
+    return [signing_key_read(did, k) for k in service.list_signing_keys(session, issuer=issuer)]
+
+
+@api.post("/{slug}/keys", status_code=201, response_model=SigningKeyRead)
+def rotate_signing_key(
+    slug: str, _admin: AdminDep, session: SessionDep, ctx: ContextDep, data: KeyRotate | None = None
+) -> SigningKeyRead:
+    """Rotate: a new key signs from now on; the previous one is retired and stays published."""
+    issuer = service.get_issuer(session, slug=slug)
+    key = service.rotate_key(
+        session, keystore=ctx.keystore, issuer=issuer, algorithm=data.algorithm if data else None
+    )
+    return signing_key_read(ctx.settings.issuer_did(issuer.slug), key)
+
+
+@api.post("/{slug}/keys/{key_id}/retire", response_model=SigningKeyRead)
+def retire_signing_key(
+    slug: str, key_id: str, _admin: AdminDep, session: SessionDep, settings: SettingsDep
+) -> SigningKeyRead:
+    """Stop signing with a key (never the only active one); what it signed keeps verifying."""
+    issuer = service.get_issuer(session, slug=slug)
+    key = service.retire_key(session, issuer=issuer, key_id=key_id)
+    return signing_key_read(settings.issuer_did(issuer.slug), key)
+
+
+@api.post("/{slug}/keys/{key_id}/compromise", response_model=SigningKeyRead)
+def compromise_signing_key(
+    slug: str,
+    key_id: str,
+    _admin: AdminDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    data: KeyCompromise | None = None,
+) -> SigningKeyRead:
+    """Mark a key compromised: every credential it signed fails verification, naming the key."""
+    issuer = service.get_issuer(session, slug=slug)
+    key = service.compromise_key(
+        session, issuer=issuer, key_id=key_id, since=data.since if data else None
+    )
+    return signing_key_read(settings.issuer_did(issuer.slug), key)
+
+
 # --- public ---------------------------------------------------------------------------------
 
 _PUBLIC_CACHE = "public, max-age=300"
@@ -124,7 +177,7 @@ _PUBLIC_CACHE = "public, max-age=300"
 
 @public.get("/issuers/{slug}", response_model=None)
 def issuer_profile(
-    slug: str, request: Request, session: SessionDep, settings: SettingsDep
+    slug: str, request: Request, session: ReadSessionDep, settings: SettingsDep
 ) -> Response:
     """The issuer's OB 3.0 Profile (an HTML page for browsers)."""
     issuer = service.get_issuer(session, slug=slug)
@@ -151,7 +204,7 @@ def issuer_profile(
 
 
 @public.get("/issuers/{slug}/did.json")
-def issuer_did_document(slug: str, session: SessionDep, settings: SettingsDep) -> JSONResponse:
+def issuer_did_document(slug: str, session: ReadSessionDep, settings: SettingsDep) -> JSONResponse:
     """The issuer's did:web DID document: every key it ever signed with, as publicKeyJwk."""
     issuer = service.get_issuer(session, slug=slug)
     document = service.did_document(settings, issuer, repository.keys_of(session, issuer.id))
@@ -161,7 +214,7 @@ def issuer_did_document(slug: str, session: SessionDep, settings: SettingsDep) -
 
 
 @public.get("/issuers/{slug}/jwks.json")
-def issuer_jwks(slug: str, session: SessionDep, settings: SettingsDep) -> JSONResponse:
+def issuer_jwks(slug: str, session: ReadSessionDep, settings: SettingsDep) -> JSONResponse:
     """The issuer's keys as a JSON Web Key Set."""
     issuer = service.get_issuer(session, slug=slug)
     document = service.jwks_document(settings, issuer, repository.keys_of(session, issuer.id))

@@ -6,7 +6,15 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import (
+    AnyHttpUrl,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+)
 
 from app.core.keys import SigningAlgorithm
 
@@ -35,12 +43,31 @@ class IssuerCreate(BaseModel):
 class SigningKeyRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
-    kid: str
+    kid: str = Field(description="The full DID URL, as in the JWT header of what the key signs.")
+    key_id: str = Field(
+        description="The kid's fragment (RFC 7638 thumbprint); names the key in the API."
+    )
     algorithm: str
     status: str
     created_at: datetime
     retired_at: datetime | None = None
     compromised_at: datetime | None = None
+
+
+class KeyRotate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    algorithm: SigningAlgorithm | None = Field(
+        default=None, description="The new key's algorithm; the issuer's current one by default."
+    )
+
+
+class KeyCompromise(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    since: AwareDatetime | None = Field(
+        default=None, description="When the key was (or may have been) compromised; now by default."
+    )
 
 
 class IssuerRead(BaseModel):

@@ -7,14 +7,17 @@ import unicodedata
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.audit import service as audit
+from app.audit.models import AuditEventType
 from app.core.config import Settings
 from app.core.db import utcnow
-from app.core.errors import AppError, Conflict, NotFound
+from app.core.errors import AppError, Conflict, NotFound, Unprocessable
 from app.core.keys import (
     KeyStore,
     PrivateKey,
@@ -35,6 +38,14 @@ class IssuerNotFound(NotFound):
 
 class NoActiveKey(AppError):
     status_code = 409
+
+
+class SigningKeyNotFound(NotFound):
+    pass
+
+
+class LastActiveKey(Conflict):
+    """Taking the only active key out of service would leave the issuer unable to sign."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +114,13 @@ def create_api_key(
     )
     session.add(record)
     session.flush()
+    audit.append(
+        session,
+        issuer_id=issuer.id,
+        event_type=AuditEventType.api_key_created,
+        subject=str(record.id),
+        data={"prefix": record.prefix, "name": record.name},
+    )
     return record, secret
 
 
@@ -132,6 +150,20 @@ def create_issuer(
             f"The slug {issuer.slug!r} was taken by a concurrent request; try again."
         ) from exc
     key = add_signing_key(session, keystore=keystore, issuer=issuer, algorithm=data.algorithm)
+    # The genesis event; it also writes the chain head, so later appends only ever lock a row.
+    audit.append(
+        session,
+        issuer_id=issuer.id,
+        event_type=AuditEventType.issuer_created,
+        subject=issuer.slug,
+        data={
+            "name": issuer.name,
+            "url": issuer.url,
+            "algorithm": issuer.algorithm,
+            "suspension": issuer.suspension,
+            "key_id": key.key_id,
+        },
+    )
     api_key, secret = create_api_key(session, issuer=issuer)
     return issuer, key, api_key, secret
 
@@ -151,6 +183,13 @@ def revoke_api_key(session: Session, *, issuer: Issuer, key_id: uuid.UUID) -> Ap
         raise Conflict("This API key is already revoked.")
     record.revoked_at = utcnow()
     session.flush()
+    audit.append(
+        session,
+        issuer_id=issuer.id,
+        event_type=AuditEventType.api_key_revoked,
+        subject=str(record.id),
+        data={"prefix": record.prefix, "name": record.name},
+    )
     return record
 
 
@@ -168,6 +207,124 @@ def signer_for(
         key=keystore.load(str(key.id)),
         signing_key_id=key.id,
     )
+
+
+# --- key lifecycle ----------------------------------------------------------------------------
+
+
+def list_signing_keys(session: Session, *, issuer: Issuer) -> Sequence[SigningKey]:
+    return repository.keys_of(session, issuer.id)
+
+
+def rotate_key(
+    session: Session,
+    *,
+    keystore: KeyStore,
+    issuer: Issuer,
+    algorithm: SigningAlgorithm | None = None,
+) -> SigningKey:
+    """A new key signs from now on; the previously active keys are retired.
+
+    Retired keys stay in the DID document and JWKS, so every credential they signed still
+    verifies. The algorithm defaults to the issuer's current one; another becomes the issuer's.
+    """
+    audit.lock_chain(session, issuer.id)  # one lifecycle change of this issuer at a time
+    algorithm = algorithm or SigningAlgorithm(issuer.algorithm)
+    previous = repository.active_keys(session, issuer.id)
+    key = add_signing_key(session, keystore=keystore, issuer=issuer, algorithm=algorithm)
+    now = utcnow()
+    for old in previous:
+        old.status = KeyStatus.retired
+        old.retired_at = now
+    issuer.algorithm = algorithm.value
+    session.flush()
+    audit.append(
+        session,
+        issuer_id=issuer.id,
+        event_type=AuditEventType.key_rotated,
+        subject=key.key_id,
+        data={
+            "key_id": key.key_id,
+            "algorithm": key.algorithm,
+            "retired": [old.key_id for old in previous],
+        },
+    )
+    return key
+
+
+def _key_to_take_out(session: Session, issuer: Issuer, key_id: str, action: str) -> SigningKey:
+    """The key, locked against concurrent lifecycle changes; refused if it is the last active one."""
+    audit.lock_chain(session, issuer.id)
+    key = repository.key_by_kid(session, issuer.id, key_id)
+    if key is None:
+        raise SigningKeyNotFound(f"Issuer {issuer.slug!r} has no signing key {key_id!r}.")
+    if key.status == KeyStatus.active and not any(
+        other.id != key.id for other in repository.active_keys(session, issuer.id)
+    ):
+        raise LastActiveKey(
+            f"{key_id} is the only active signing key of {issuer.slug!r}: rotate first "
+            f"(a new key must exist before this one can be {action}).",
+            key_id=key_id,
+        )
+    return key
+
+
+def retire_key(session: Session, *, issuer: Issuer, key_id: str) -> SigningKey:
+    """Stop signing with a key that is not the last active one; it stays published."""
+    key = _key_to_take_out(session, issuer, key_id, "retired")
+    if key.status != KeyStatus.active:
+        raise Conflict(f"The key {key_id} is already {key.status}.", key_id=key_id)
+    key.status = KeyStatus.retired
+    key.retired_at = utcnow()
+    session.flush()
+    audit.append(
+        session,
+        issuer_id=issuer.id,
+        event_type=AuditEventType.key_retired,
+        subject=key.key_id,
+        data={"key_id": key.key_id},
+    )
+    return key
+
+
+def compromise_key(
+    session: Session, *, issuer: Issuer, key_id: str, since: datetime | None = None
+) -> SigningKey:
+    """Mark a key compromised from `since` (default now): credentials it signed stop verifying.
+
+    Every credential the key signed fails, whatever its date: whoever holds the key can write
+    any date into a token. The key stays published, marked, so that verifiers can say why.
+    """
+    now = utcnow()
+    if since is not None and since.tzinfo is None:
+        raise Unprocessable("since must carry a time zone offset (e.g. 2026-11-28T09:00:00Z).")
+    if since is not None and since > now:
+        raise Unprocessable("since lies in the future: report a compromise once it happened.")
+    key = _key_to_take_out(session, issuer, key_id, "marked compromised")
+    if key.status == KeyStatus.compromised:
+        raise Conflict(
+            f"The key {key_id} was already reported compromised "
+            f"(on {key.compromised_at.isoformat() if key.compromised_at else 'an unknown date'}).",
+            key_id=key_id,
+        )
+    previous = key.status
+    key.status = KeyStatus.compromised
+    key.compromised_at = since or now
+    if key.retired_at is None:
+        key.retired_at = now
+    session.flush()
+    audit.append(
+        session,
+        issuer_id=issuer.id,
+        event_type=AuditEventType.key_compromised,
+        subject=key.key_id,
+        data={
+            "key_id": key.key_id,
+            "since": key.compromised_at.isoformat(),
+            "previous_status": str(previous),
+        },
+    )
+    return key
 
 
 # --- public documents -------------------------------------------------------------------------
@@ -190,23 +347,39 @@ def profile_document(settings: Settings, issuer: Issuer) -> dict[str, Any]:
     return profile
 
 
+def _revoked(key: SigningKey) -> str | None:
+    if key.status == KeyStatus.compromised and key.compromised_at is not None:
+        return key.compromised_at.isoformat().replace("+00:00", "Z")
+    return None
+
+
 def _public_jwk_with_kid(did: str, key: SigningKey) -> dict[str, Any]:
     return {**key.public_jwk, "kid": f"{did}#{key.key_id}", "alg": key.algorithm, "use": "sig"}
 
 
 def did_document(settings: Settings, issuer: Issuer, keys: Sequence[SigningKey]) -> dict[str, Any]:
-    """did:web document listing every key the issuer ever signed with (old credentials verify)."""
+    """did:web document listing every key the issuer ever signed with (old credentials verify).
+
+    Retired keys stay assertion methods: what they signed is still vouched for. A compromised key
+    stays listed as a verification method, marked `revoked` (security vocabulary) with the moment
+    of compromise, and is dropped from assertionMethod: it no longer vouches for anything.
+    """
     did = settings.issuer_did(issuer.slug)
-    methods = [
-        {
+    methods: list[dict[str, Any]] = []
+    refs: list[str] = []
+    for k in keys:
+        method: dict[str, Any] = {
             "id": f"{did}#{k.key_id}",
             "type": "JsonWebKey2020",
             "controller": did,
             "publicKeyJwk": _public_jwk_with_kid(did, k),
         }
-        for k in keys
-    ]
-    refs = [m["id"] for m in methods]
+        revoked = _revoked(k)
+        if revoked is not None:
+            method["revoked"] = revoked
+        else:
+            refs.append(method["id"])
+        methods.append(method)
     return {
         "@context": [
             "https://www.w3.org/ns/did/v1",
@@ -220,5 +393,13 @@ def did_document(settings: Settings, issuer: Issuer, keys: Sequence[SigningKey])
 
 
 def jwks_document(settings: Settings, issuer: Issuer, keys: Sequence[SigningKey]) -> dict[str, Any]:
+    """Every key as a JWKS; a compromised one carries `revoked` (the moment of compromise)."""
     did = settings.issuer_did(issuer.slug)
-    return {"keys": [_public_jwk_with_kid(did, k) for k in keys]}
+    document = []
+    for k in keys:
+        jwk = _public_jwk_with_kid(did, k)
+        revoked = _revoked(k)
+        if revoked is not None:
+            jwk["revoked"] = revoked
+        document.append(jwk)
+    return {"keys": document}

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -119,6 +120,21 @@ def allocate(
         repository.mark_full(session, status_list.id)
         session.flush()
         session.expire(status_list)
+
+
+def release(session: Session, allocations: list[Allocation]) -> None:
+    """Give back indices claimed for a credential that was not stored after all."""
+    for allocation in allocations:
+        session.execute(
+            delete(StatusAllocation).where(
+                StatusAllocation.list_id == allocation.status_list.id,
+                StatusAllocation.index == allocation.index,
+            )
+        )
+
+
+def touch(session: Session, list_id: uuid.UUID) -> None:
+    repository.bump_version(session, list_id)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,10 @@ class KeyNotFound(Exception):
     """The key named by the token does not exist where it should (a `fail`)."""
 
 
+class KeyCompromised(KeyNotFound):
+    """The key exists but its owner reported it compromised (a `fail`, naming the key)."""
+
+
 class KeyUnresolvable(Exception):
     """The key could not be obtained or checked here (an `error`: status unknown)."""
 
@@ -52,10 +56,17 @@ def did_key_public_key(did: str) -> PublicKey:
     ident = did.split("#", 1)[0]
     if not ident.startswith("did:key:z"):
         raise KeyNotFound("did:key identifiers must be multibase base58btc ('z…')")
+    return multikey_public_key(ident[len("did:key:") :], "the did:key")
+
+
+def multikey_public_key(multibase: str, what: str = "the publicKeyMultibase") -> PublicKey:
+    """A Multikey public key ('z' + base58btc(multicodec prefix || key)): Ed25519, P-256, P-384."""
+    if not multibase.startswith("z"):
+        raise KeyNotFound(f"{what} must be multibase base58btc ('z…')")
     try:
-        raw = base58.b58decode(ident[len("did:key:z") :])
+        raw = base58.b58decode(multibase[1:])
     except ValueError as exc:
-        raise KeyNotFound("the did:key is not valid base58btc") from exc
+        raise KeyNotFound(f"{what} is not valid base58btc") from exc
     try:
         if raw.startswith(_ED25519_PUB) and len(raw) == 34:
             return ed25519.Ed25519PublicKey.from_public_bytes(raw[2:])
@@ -64,8 +75,8 @@ def did_key_public_key(did: str) -> PublicKey:
         if raw.startswith(_P384_PUB):
             return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP384R1(), raw[2:])
     except ValueError as exc:
-        raise KeyNotFound(f"the did:key holds a malformed key: {exc}") from exc
-    raise KeyNotFound("the did:key holds a key type this verifier does not support")
+        raise KeyNotFound(f"{what} holds a malformed key: {exc}") from exc
+    raise KeyNotFound(f"{what} holds a key type this verifier does not support")
 
 
 def did_jwk_public_key(did: str) -> PublicKey:

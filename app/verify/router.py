@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from app.core.context import AppContext
-from app.core.deps import ContextDep, SessionDep
+from app.core.deps import ContextDep, ReadSessionDep
 from app.core.errors import BadRequest, UnsupportedMediaType
 from app.core.web import render
 from app.verify.page import verification_context
@@ -85,8 +85,10 @@ async def verify_credential(request: Request, ctx: ContextDep) -> VerificationRe
 
 
 def _verify_in_session(ctx: AppContext, credential: str | dict[str, Any]) -> VerificationResult:
-    with ctx.sessions() as session:
-        verifier = Verifier(session=session, settings=ctx.settings, key_cache=ctx.public_keys)
+    with ctx.read_sessions() as session:
+        verifier = Verifier(
+            session=session, settings=ctx.settings, key_cache=ctx.public_keys, fetcher=ctx.fetcher
+        )
         return verify_any(verifier, credential).result()
 
 
@@ -99,7 +101,7 @@ def verify_page(request: Request) -> Response:
 @pages.post("/verify", response_class=HTMLResponse)
 def verify_page_submit(
     request: Request,
-    session: SessionDep,
+    session: ReadSessionDep,
     ctx: ContextDep,
     credential: Annotated[str, Form(max_length=512 * 1024)] = "",
 ) -> Response:
@@ -144,7 +146,9 @@ def verify_page_submit(
                 400,
             )
         payload = parsed
-    verifier = Verifier(session=session, settings=ctx.settings, key_cache=ctx.public_keys)
+    verifier = Verifier(
+        session=session, settings=ctx.settings, key_cache=ctx.public_keys, fetcher=ctx.fetcher
+    )
     verification = verify_any(verifier, payload)
     return render(
         request, "credential.html", verification_context(ctx.settings, verification, submitted=True)

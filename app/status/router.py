@@ -1,0 +1,71 @@
+"""Public status lists: `BitstringStatusListCredential`s, signed as VC-JWTs, cached per version."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import Response
+
+from app.core.cache import CachedImage
+from app.core.deps import ContextDep, ReadSessionDep
+from app.core.web import JSON_TYPES, JWT_TYPES, preferred
+from app.status import service
+
+public = APIRouter(tags=["public"])
+
+# Short: a revocation must reach verifiers that cache the list within a minute.
+CACHE_CONTROL = "public, max-age=60, must-revalidate"
+
+
+@public.get(
+    "/status/{slug}/{purpose}/{seq}",
+    responses={
+        200: {
+            "content": {
+                "application/vc+jwt": {"schema": {"type": "string"}},
+                "application/vc+ld+json": {},
+            },
+            "description": "The signed status list credential (JWT), or its JSON payload by Accept.",
+        },
+        304: {"description": "Not modified"},
+    },
+    response_class=Response,
+)
+def status_list(
+    slug: str,
+    purpose: str,
+    seq: Annotated[int, Path(ge=1, le=1_000_000)],
+    request: Request,
+    session: ReadSessionDep,
+    ctx: ContextDep,
+) -> Response:
+    """A status list credential: which of the issuer's credentials are revoked (or suspended)."""
+    issuer, status_list = service.find_list(session, slug=slug, purpose=purpose, seq=seq)
+    as_json = (
+        preferred(
+            request, (*JWT_TYPES, *JSON_TYPES, "application/vc+ld+json"), "application/vc+jwt"
+        )
+        not in JWT_TYPES
+    )
+    key = f"status:{status_list.id}:{status_list.version}:{'json' if as_json else 'jwt'}"
+    cached = ctx.images.get(key)
+    if cached is None:
+        signed = service.build_list_credential(
+            session,
+            settings=ctx.settings,
+            keystore=ctx.keystore,
+            issuer=issuer,
+            status_list=status_list,
+        )
+        body = json.dumps(signed.credential).encode() if as_json else signed.jwt.encode()
+        media = "application/vc+ld+json" if as_json else "application/vc+jwt"
+        cached = CachedImage(
+            body=body, etag=signed.etag[:-1] + ('-j"' if as_json else '-t"'), media_type=media
+        )
+        ctx.images.put(key, cached)
+    headers = {"ETag": cached.etag, "Cache-Control": CACHE_CONTROL, "Vary": "Accept"}
+    if cached.etag in {t.strip() for t in request.headers.get("if-none-match", "").split(",")}:
+        return Response(status_code=304, headers=headers)
+    return Response(cached.body, media_type=cached.media_type, headers=headers)
