@@ -319,12 +319,11 @@ def wrk_phase(
     out = subprocess.run(
         command, capture_output=True, text=True, check=True, timeout=args.wrk_seconds + 30
     ).stdout
-    requests = int(re.search(r"(\d+) requests in ([\d.]+)(m?s)", out).group(1))  # type: ignore[union-attr]
-    seconds_match = re.search(r"requests in ([\d.]+)(ms|s|m)", out)
-    assert seconds_match is not None
-    seconds = (
-        float(seconds_match.group(1)) * {"ms": 0.001, "s": 1.0, "m": 60.0}[seconds_match.group(2)]
-    )
+    totals = re.search(r"(\d+) requests in ([\d.]+)(ms|s|m)\b", out)
+    if totals is None:
+        raise SystemExit(f"bench: could not read wrk's output:\n{out}")
+    requests = int(totals.group(1))
+    seconds = float(totals.group(2)) * {"ms": 0.001, "s": 1.0, "m": 60.0}[totals.group(3)]
     errors_match = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = int(errors_match.group(1)) if errors_match else 0
     socket_errors = re.search(r"Socket errors: (.*)", out)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 import anyio
@@ -32,6 +33,7 @@ def get_settings(ctx: ContextDep) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
+@asynccontextmanager
 async def _unit_of_work(ctx: AppContext, factory: sessionmaker[Session]) -> AsyncIterator[Session]:
     """A session for one request, committed before the response is sent, rolled back on error.
 
@@ -55,7 +57,8 @@ async def _unit_of_work(ctx: AppContext, factory: sessionmaker[Session]) -> Asyn
 
 async def get_session(ctx: ContextDep) -> AsyncIterator[Session]:
     """The request's unit of work (the one commit point)."""
-    async for session in _unit_of_work(ctx, ctx.sessions):
+    # A context manager, not a nested generator: an error thrown in at `yield` must reach it.
+    async with _unit_of_work(ctx, ctx.sessions) as session:
         yield session
 
 
@@ -65,7 +68,7 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 async def get_read_session(ctx: ContextDep) -> AsyncIterator[Session]:
     """A session for public pages and verification, which only read."""
-    async for session in _unit_of_work(ctx, ctx.read_sessions):
+    async with _unit_of_work(ctx, ctx.read_sessions) as session:
         yield session
 
 
