@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, Uuid
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, Uuid, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base, UTCDateTime, utcnow
@@ -57,3 +57,7 @@ class Credential(Base):
     revocation_index: Mapped[int | None] = mapped_column(Integer)
     suspension_list_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("status_lists.id"))
     suspension_index: Mapped[int | None] = mapped_column(Integer)
+    # Sharing: the recipient's private management link (only its hash), and whether the
+    # recipient chose to hide their display name on public pages.
+    manage_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    recipient_name_hidden: Mapped[bool] = mapped_column(default=False, server_default=false())

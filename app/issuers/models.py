@@ -31,6 +31,8 @@ class Issuer(Base):
     image: Mapped[str | None] = mapped_column(String(2048))
     algorithm: Mapped[str] = mapped_column(String(16))
     suspension: Mapped[bool] = mapped_column(Boolean, default=False)
+    # LinkedIn "add to profile" pre-fills the organisation by id when the issuer has one.
+    linkedin_organization_id: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
