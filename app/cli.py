@@ -104,6 +104,12 @@ def issuer_create(
     ] = None,
     description: Annotated[str | None, typer.Option()] = None,
     suspension: Annotated[bool, typer.Option(help="Offer suspension besides revocation.")] = False,
+    linkedin_org: Annotated[
+        str | None,
+        typer.Option(
+            "--linkedin-org", help="LinkedIn organization id (digits) for add-to-profile links."
+        ),
+    ] = None,
 ) -> None:
     """Create an issuer; prints it and its first API key (shown once)."""
     from pydantic import ValidationError
@@ -122,6 +128,7 @@ def issuer_create(
                 "email": email,
                 "description": description,
                 "suspension": suspension,
+                "linkedin_organization_id": linkedin_org,
             }
         )
     except ValidationError as exc:

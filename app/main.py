@@ -24,6 +24,8 @@ from app.core.web import render
 from app.credentials import router as credentials
 from app.issuers import router as issuers
 from app.models import load_all_models
+from app.portfolios import router as portfolios
+from app.sharing import router as sharing
 from app.status import router as status
 from app.verify import router as verify
 
@@ -37,7 +39,12 @@ class StartupRefused(RuntimeError):
 
 
 class SecurityHeadersMiddleware:
-    """Baseline headers on every response; no route may be framed."""
+    """Baseline headers on every response; no route may be framed unless it says so.
+
+    A response that sets its own Content-Security-Policy keeps it. If that policy lets other
+    sites frame the page (`frame-ancestors` other than 'none', as the embed card does),
+    X-Frame-Options is left out too: DENY would override the policy in older browsers.
+    """
 
     HEADERS = (
         (b"x-content-type-options", b"nosniff"),
@@ -52,6 +59,18 @@ class SecurityHeadersMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
+    @staticmethod
+    def allows_framing(headers: list[tuple[bytes, bytes]]) -> bool:
+        """Whether the response's own CSP names frame-ancestors other than 'none'."""
+        for name, value in headers:
+            if name.lower() != b"content-security-policy":
+                continue
+            for directive in value.decode("latin-1").split(";"):
+                parts = directive.split()
+                if parts and parts[0].lower() == "frame-ancestors":
+                    return [p.lower() for p in parts[1:]] != ["'none'"]
+        return False
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -59,9 +78,15 @@ class SecurityHeadersMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                present = {name.lower() for name, _ in message.get("headers", [])}
-                extra = [(n, v) for n, v in self.HEADERS if n not in present]
-                message["headers"] = [*message.get("headers", []), *extra]
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                framable = self.allows_framing(headers)
+                extra = [
+                    (n, v)
+                    for n, v in self.HEADERS
+                    if n not in present and not (framable and n == b"x-frame-options")
+                ]
+                message["headers"] = [*headers, *extra]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -115,9 +140,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(audit.api)
     app.include_router(credentials.public)
     app.include_router(badges.public)
+    app.include_router(sharing.public)
     app.include_router(issuers.public)
     app.include_router(achievements.public)
     app.include_router(status.public)
+    app.include_router(portfolios.router)
     app.include_router(verify.pages)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 

@@ -117,7 +117,7 @@ def test_expired_credential_page_says_expired(world: World) -> None:
 def test_verify_form_and_submissions(world: World) -> None:
     form = world.client.get("/verify", headers=HTML)
     assert form.status_code == 200
-    assert '<form method="post" action="/verify">' in form.text
+    assert '<form method="post" action="/verify" enctype="multipart/form-data">' in form.text
     assert 'name="credential"' in form.text
     assert_security_headers(form)
 

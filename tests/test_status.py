@@ -219,7 +219,9 @@ def test_a_full_list_opens_the_next_one(settings: Settings, world: World) -> Non
     with Session(engine) as session:
         issuer = session.scalars(select(Issuer).where(Issuer.slug == "tiny-lists")).one()
         for _ in range(40):
-            got = status_service.allocate(session, issuer=issuer, purpose=StatusPurpose.revocation, size=16)
+            got = status_service.allocate(
+                session, issuer=issuer, purpose=StatusPurpose.revocation, size=16
+            )
             by_list.setdefault(got.status_list.seq, []).append(got.index)
         session.commit()
     engine.dispose()

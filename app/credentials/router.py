@@ -17,7 +17,9 @@ from app.core.web import JSON_TYPES, JWT_TYPES, preferred, render
 from app.credentials import repository, service
 from app.credentials.models import Credential
 from app.credentials.schemas import CredentialCreate, CredentialRead, StatusChange
+from app.issuers import service as issuers_service
 from app.issuers.deps import CurrentIssuer
+from app.sharing import service as sharing
 from app.verify.page import verification_context
 from app.verify.service import Verifier
 
@@ -35,7 +37,9 @@ IdempotencyKey = Annotated[
 ]
 
 
-def credential_read(settings: Settings, record: Credential) -> CredentialRead:
+def credential_read(
+    settings: Settings, record: Credential, *, linkedin_organization_id: str | None = None
+) -> CredentialRead:
     url = service.credential_url(settings, record.id)
     return CredentialRead(
         id=record.id,
@@ -53,6 +57,9 @@ def credential_read(settings: Settings, record: Credential) -> CredentialRead:
         valid_from=record.valid_from,
         valid_until=record.valid_until,
         issued_at=record.issued_at,
+        linkedin_add_url=sharing.certification(
+            settings, record, organization_id=linkedin_organization_id
+        ).add_url,
     )
 
 
@@ -73,7 +80,11 @@ def issue_credential(
         data=data,
         idempotency_key=idempotency_key,
     )
-    body = credential_read(ctx.settings, issued.record).model_dump(mode="json")
+    body = credential_read(
+        ctx.settings, issued.record, linkedin_organization_id=issuer.linkedin_organization_id
+    ).model_dump(mode="json")
+    if issued.manage_token is not None:
+        body["manage_url"] = service.manage_url(ctx.settings, issued.manage_token)
     headers = {"Location": body["url"]}
     if issued.replayed:
         headers["Idempotent-Replayed"] = "true"
@@ -107,7 +118,11 @@ def list_credentials(
     page = rows[:limit]
     next_cursor = encode_cursor(page[-1].issued_at, page[-1].id) if len(rows) > limit else None
     return Page[CredentialRead](
-        items=[credential_read(settings, r) for r in page], next_cursor=next_cursor
+        items=[
+            credential_read(settings, r, linkedin_organization_id=issuer.linkedin_organization_id)
+            for r in page
+        ],
+        next_cursor=next_cursor,
     )
 
 
@@ -117,7 +132,9 @@ def get_credential(
 ) -> CredentialRead:
     """Read one of the calling issuer's credentials."""
     record = service.get_credential(session, credential_id=credential_id, issuer=issuer)
-    return credential_read(settings, record)
+    return credential_read(
+        settings, record, linkedin_organization_id=issuer.linkedin_organization_id
+    )
 
 
 @api.post("/{credential_id}/revoke", response_model=CredentialRead)
@@ -130,7 +147,9 @@ def revoke_credential(
 ) -> CredentialRead:
     """Revoke a credential for good; its status list and page change at once."""
     record = service.revoke(session, issuer=issuer, credential_id=credential_id, reason=data.reason)
-    return credential_read(settings, record)
+    return credential_read(
+        settings, record, linkedin_organization_id=issuer.linkedin_organization_id
+    )
 
 
 @api.post("/{credential_id}/suspend", response_model=CredentialRead)
@@ -145,7 +164,9 @@ def suspend_credential(
     record = service.suspend(
         session, issuer=issuer, credential_id=credential_id, reason=data.reason
     )
-    return credential_read(settings, record)
+    return credential_read(
+        settings, record, linkedin_organization_id=issuer.linkedin_organization_id
+    )
 
 
 @api.post("/{credential_id}/unsuspend", response_model=CredentialRead)
@@ -160,7 +181,9 @@ def unsuspend_credential(
     record = service.unsuspend(
         session, issuer=issuer, credential_id=credential_id, reason=data.reason
     )
-    return credential_read(settings, record)
+    return credential_read(
+        settings, record, linkedin_organization_id=issuer.linkedin_organization_id
+    )
 
 
 @public.get(
@@ -213,7 +236,14 @@ def credential_page(
         session=session, settings=ctx.settings, key_cache=ctx.public_keys, fetcher=ctx.fetcher
     )
     verification = verifier.verify_jwt(record.jwt)
-    response = render(request, "credential.html", verification_context(ctx.settings, verification))
+    context = verification_context(
+        ctx.settings,
+        verification,
+        linkedin_organization_id=issuers_service.linkedin_organization_id(
+            session, record.issuer_id
+        ),
+    )
+    response = render(request, "credential.html", context)
     response.headers["Vary"] = "Accept"
     response.headers["Cache-Control"] = "no-cache"
     return response

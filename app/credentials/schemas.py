@@ -96,6 +96,12 @@ class CredentialIssued(BaseModel):
     credential: dict[str, Any]
     qr_svg_url: str
     qr_png_url: str
+    manage_url: str | None = Field(
+        default=None,
+        description="The recipient's private management link (portfolio, name visibility): "
+        "returned once, in the 201 of issuance; hand it to the learner. Null otherwise; "
+        "POST /api/v1/credentials/{id}/manage-link mints a new one.",
+    )
 
 
 class StatusChange(BaseModel):
@@ -118,3 +124,6 @@ class CredentialRead(CredentialIssued):
     valid_from: datetime
     valid_until: datetime | None
     issued_at: datetime
+    linkedin_add_url: str = Field(
+        description="LinkedIn add-to-profile link (certification pre-filled from the credential)."
+    )

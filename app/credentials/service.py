@@ -20,6 +20,7 @@ from app.core.config import Settings
 from app.core.db import utcnow
 from app.core.errors import AppError, Conflict, NotFound, Unprocessable
 from app.core.keys import KeyStore
+from app.core.security import hash_secret
 from app.credentials import builder, repository
 from app.credentials.models import Credential, CredentialStatus
 from app.credentials.schemas import CredentialCreate
@@ -42,10 +43,24 @@ class IdempotencyMismatch(AppError):
     title = "Idempotency key reused"
 
 
+MANAGE_TOKEN_PREFIX = "mcm_"  # noqa: S105 - a public prefix (for secret scanners), not a secret
+
+
+def new_manage_token() -> str:
+    """A fresh management token for the recipient: 256 random bits; only its hash is stored."""
+    return MANAGE_TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def manage_url(settings: Settings, token: str) -> str:
+    return settings.url(f"/manage/{token}")
+
+
 @dataclass(frozen=True)
 class Issued:
     record: Credential
     replayed: bool
+    # The recipient's management token, known only at first issuance (replays cannot repeat it).
+    manage_token: str | None = None
 
 
 def credential_url(settings: Settings, credential_id: uuid.UUID) -> str:
@@ -108,6 +123,7 @@ def issue_credential(
         )
     credential_id = uuid.uuid4()
     recipient = _recipient(data)
+    manage_token = new_manage_token()
     allocations = [
         status_service.allocate(session, issuer=issuer, purpose=StatusPurpose.revocation)
     ]
@@ -152,6 +168,7 @@ def issue_credential(
         revocation_index=allocations[0].index,
         suspension_list_id=allocations[1].status_list.id if len(allocations) > 1 else None,
         suspension_index=allocations[1].index if len(allocations) > 1 else None,
+        manage_token_hash=hash_secret(manage_token),
     )
     if idempotency_key is not None:
         # A concurrent request with the same key may have won the race: keep its result, drop ours.
@@ -177,7 +194,7 @@ def issue_credential(
         subject=credential["id"],
         data={"achievement": str(achievement.id), "kid": signer.kid},
     )
-    return Issued(record=record, replayed=False)
+    return Issued(record=record, replayed=False, manage_token=manage_token)
 
 
 def _replay(earlier: Credential, fingerprint: str | None) -> Issued:

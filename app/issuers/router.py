@@ -21,6 +21,7 @@ from app.issuers.schemas import (
     IssuerCreate,
     IssuerCreated,
     IssuerRead,
+    IssuerUpdate,
     KeyCompromise,
     KeyRotate,
     SigningKeyRead,
@@ -56,6 +57,7 @@ def issuer_read(
         image=issuer.image,
         algorithm=issuer.algorithm,
         suspension=issuer.suspension,
+        linkedin_organization_id=issuer.linkedin_organization_id,
         profile_url=settings.url(f"/issuers/{issuer.slug}"),
         did_document_url=settings.url(f"/issuers/{issuer.slug}/did.json"),
         jwks_url=settings.url(f"/issuers/{issuer.slug}/jwks.json"),
@@ -92,6 +94,17 @@ def get_issuer(
 ) -> IssuerRead:
     """Read one issuer with its keys."""
     issuer = service.get_issuer(session, slug=slug)
+    return issuer_read(settings, issuer, list(repository.keys_of(session, issuer.id)))
+
+
+@api.patch("/{slug}", response_model=IssuerRead)
+def update_issuer(
+    slug: str, data: IssuerUpdate, _admin: AdminDep, session: SessionDep, settings: SettingsDep
+) -> IssuerRead:
+    """Change an issuer's settings (its LinkedIn organization id)."""
+    issuer = service.update_issuer(
+        session, issuer=service.get_issuer(session, slug=slug), data=data
+    )
     return issuer_read(settings, issuer, list(repository.keys_of(session, issuer.id)))
 
 

@@ -20,6 +20,13 @@ from app.core.keys import SigningAlgorithm
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+LinkedInOrganizationId = Annotated[
+    str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9]{1,20}$")
+]
+LINKEDIN_ID_HELP = (
+    "The issuer's LinkedIn organization id (digits, from its company page's admin URL): "
+    "LinkedIn's add-to-profile form then links the certification to the organisation."
+)
 
 
 class IssuerCreate(BaseModel):
@@ -37,6 +44,19 @@ class IssuerCreate(BaseModel):
     algorithm: SigningAlgorithm = SigningAlgorithm.ES256
     suspension: bool = Field(
         default=False, description="Offer suspension (a second status list) besides revocation."
+    )
+    linkedin_organization_id: LinkedInOrganizationId | None = Field(
+        default=None, description=LINKEDIN_ID_HELP
+    )
+
+
+class IssuerUpdate(BaseModel):
+    """Fields an operator may change after creation (the name and keys are signed history)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    linkedin_organization_id: LinkedInOrganizationId | None = Field(
+        default=None, description=LINKEDIN_ID_HELP + " `null` removes it."
     )
 
 
@@ -80,6 +100,7 @@ class IssuerRead(BaseModel):
     image: str | None
     algorithm: str
     suspension: bool
+    linkedin_organization_id: str | None
     profile_url: str
     did_document_url: str
     jwks_url: str

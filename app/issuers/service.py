@@ -29,7 +29,7 @@ from app.core.keys import (
 from app.core.security import hash_secret, new_api_key
 from app.issuers import repository
 from app.issuers.models import ApiKey, Issuer, KeyStatus, SigningKey
-from app.issuers.schemas import ApiKeyCreate, IssuerCreate
+from app.issuers.schemas import ApiKeyCreate, IssuerCreate, IssuerUpdate
 
 
 class IssuerNotFound(NotFound):
@@ -138,6 +138,7 @@ def create_issuer(
         image=str(data.image) if data.image else None,
         algorithm=data.algorithm.value,
         suspension=data.suspension,
+        linkedin_organization_id=data.linkedin_organization_id,
         created_at=utcnow(),
     )
     session.add(issuer)
@@ -173,6 +174,21 @@ def get_issuer(session: Session, *, slug: str) -> Issuer:
     if issuer is None:
         raise IssuerNotFound(f"No issuer with slug {slug!r}.")
     return issuer
+
+
+def update_issuer(session: Session, *, issuer: Issuer, data: IssuerUpdate) -> Issuer:
+    """Apply the fields present in the request (`exclude_unset`: absent means unchanged)."""
+    changes = data.model_dump(exclude_unset=True)
+    if "linkedin_organization_id" in changes:
+        issuer.linkedin_organization_id = data.linkedin_organization_id
+    session.flush()
+    return issuer
+
+
+def linkedin_organization_id(session: Session, issuer_id: uuid.UUID) -> str | None:
+    """The issuer's LinkedIn organization id, for add-to-profile links of its credentials."""
+    issuer = repository.get(session, issuer_id)
+    return issuer.linkedin_organization_id if issuer is not None else None
 
 
 def revoke_api_key(session: Session, *, issuer: Issuer, key_id: uuid.UUID) -> ApiKey:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from html import escape
 from typing import Any
 
 from app.core.config import Settings
+from app.sharing import service as sharing
+from app.sharing.linkedin import Certification
 from app.verify.schemas import CheckResult, Status
 from app.verify.service import Verification, parse_time
 
@@ -25,6 +28,10 @@ BANNERS: dict[Status, tuple[str, str]] = {
         "A check could not be carried out, so validity is unknown.",
     ),
 }
+
+
+# Left out of a badge emblem's initials: "SQL for Analysts" reads SA, not SF.
+_MINOR_WORDS = frozenset({"a", "an", "and", "for", "in", "of", "on", "the", "to", "with", "&"})
 
 
 @dataclass
@@ -125,6 +132,11 @@ def build_page_model(settings: Settings, verification: Verification) -> PageMode
             and ident.get("hashed") is False
         ):
             model.recipient_name = _text(ident.get("identityHash"))
+    if verification.record is not None and verification.record.recipient_name_hidden:
+        model.recipient_name = None  # the recipient chose to hide it on public pages
+    if verification.record is not None and verification.record.recipient_name_hidden:
+        # The recipient chose to keep their name off public pages (it stays in the signed JWT).
+        model.recipient_name = None
     model.valid_from = parse_time(c.get("validFrom") or c.get("issuanceDate"))
     model.valid_until = parse_time(c.get("validUntil") or c.get("expirationDate"))
     model.awarded = parse_time(c.get("awardedDate"))
@@ -141,21 +153,77 @@ def build_page_model(settings: Settings, verification: Verification) -> PageMode
     model.tags = [t for t in achievement.get("tag") or [] if isinstance(t, str)]
     model.evidence = [e for e in c.get("evidence") or [] if isinstance(e, dict)]
     name = model.achievement_name or "?"
-    model.initials = "".join(w[0] for w in name.split()[:2]).upper() or "?"
+    words = [w for w in name.split() if w.lower() not in _MINOR_WORDS and w[0].isalnum()]
+    model.initials = "".join(w[0] for w in (words or name.split())[:2]).upper() or "?"
     return model
 
 
 def verification_context(
-    settings: Settings, verification: Verification, *, submitted: bool = False
+    settings: Settings,
+    verification: Verification,
+    *,
+    submitted: bool = False,
+    linkedin_organization_id: str | None = None,
 ) -> dict[str, Any]:
     model = build_page_model(settings, verification)
     record_id = model.record_id
-    return {
+    page_url = settings.url(f"/credentials/{record_id}") if record_id else None
+    context: dict[str, Any] = {
         "page": model,
         "result": verification.result(),
         "submitted": submitted,
         "qr_svg_url": f"/credentials/{record_id}/qr.svg" if record_id else None,
         "json_url": f"/credentials/{record_id}?format=json" if record_id else None,
         "jwt_url": f"/credentials/{record_id}?format=jwt" if record_id else None,
-        "page_url": settings.url(f"/credentials/{record_id}") if record_id else None,
+        "page_url": page_url,
+        "share": None,
+    }
+    # The result of a pasted credential (`submitted`) is not the credential's own page.
+    if record_id and page_url and not submitted:
+        context["share"] = share_context(
+            settings, model, page_url=page_url, linkedin_organization_id=linkedin_organization_id
+        )
+    return context
+
+
+def share_context(
+    settings: Settings,
+    model: PageModel,
+    *,
+    page_url: str,
+    linkedin_organization_id: str | None,
+) -> dict[str, Any]:
+    """What the page offers for sharing one of our credentials: LinkedIn, previews, embedding."""
+    record_id = model.record_id or ""
+    image = sharing.card_url(settings, record_id)
+    alt = sharing.image_alt(model.achievement_name, model.issuer_name, model.recipient_name)
+    linkedin = None
+    if model.valid_from is not None:
+        linkedin = Certification(
+            name=model.achievement_name or "Credential",
+            organization_name=model.issuer_name or "",
+            organization_id=linkedin_organization_id or None,
+            issued=model.valid_from,
+            expires=model.valid_until,
+            cert_url=page_url,
+            cert_id=record_id,
+        )
+    title = model.achievement_name or "Credential"
+    if model.issuer_name:
+        title += f" · {model.issuer_name}"
+    return {
+        "title": title,
+        "card_url": image,
+        "card_width": sharing.CARD_WIDTH,
+        "card_height": sharing.CARD_HEIGHT,
+        "card_alt": alt,
+        "embed_url": sharing.embed_url(settings, record_id),
+        "oembed_url": sharing.oembed_url(settings, record_id),
+        "snippet": sharing.embed_snippet(page_url=page_url, image_url=image, alt=alt),
+        "iframe_snippet": (
+            f'<iframe src="{sharing.embed_url(settings, record_id)}" width="{sharing.EMBED_WIDTH}" '
+            f'height="{sharing.EMBED_HEIGHT}" title="{escape(title)}" loading="lazy" '
+            'style="border:0;max-width:100%"></iframe>'
+        ),
+        "linkedin": linkedin,
     }

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile as StarletteUploadFile
 
+from app.badges.bake import BadImage, unbake
 from app.core.context import AppContext
 from app.core.deps import ContextDep, ReadSessionDep
 from app.core.errors import BadRequest, UnsupportedMediaType
@@ -22,6 +25,7 @@ api = APIRouter(tags=["public"])
 pages = APIRouter(tags=["pages"], include_in_schema=False)
 
 RAW_JWT_TYPES = {"application/vc+jwt", "application/jwt", "text/plain"}
+MULTIPART = "multipart/form-data"
 
 _REQUEST_EXAMPLES: dict[str, Any] = {
     "jwt": {"summary": "A compact VC-JWT", "value": {"credential": "eyJhbGciOiJFUzI1NiIs…"}},
@@ -40,7 +44,7 @@ def _credential_from_body(content_type: str, body: bytes) -> str | dict[str, Any
         return text
     if media not in {"application/json", "application/ld+json", ""}:
         raise UnsupportedMediaType(
-            f'Unsupported content type {media!r}: send JSON {{"credential": …}} or a raw JWT as application/vc+jwt.'
+            f'Unsupported content type {media!r}: send JSON {{"credential": …}}, a raw JWT as application/vc+jwt, or a baked badge image as multipart/form-data field "file".'
         )
     try:
         data = json.loads(body)
@@ -72,16 +76,46 @@ def _credential_from_body(content_type: str, body: bytes) -> str | dict[str, Any
                 "application/vc+jwt": {"schema": {"type": "string"}},
                 "application/jwt": {"schema": {"type": "string"}},
                 "text/plain": {"schema": {"type": "string"}},
+                MULTIPART: {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "file": {
+                                "type": "string",
+                                "format": "binary",
+                                "description": "A baked Open Badges image (PNG or SVG, recognised by its content)",
+                            }
+                        },
+                        "required": ["file"],
+                    }
+                },
             },
         }
     },
+    responses={
+        400: {"description": "No credential, an unreadable body, or an unreadable badge image"},
+        413: {"description": "The body, or a credential compressed inside an image, is too large"},
+        415: {"description": "An unsupported content type, or an upload that is not PNG or SVG"},
+    },
 )
 async def verify_credential(request: Request, ctx: ContextDep) -> VerificationResult:
-    """Verify a credential (JWT or JSON); 200 with `verified: false` when it does not verify."""
-    credential = _credential_from_body(
-        request.headers.get("content-type", ""), await request.body()
-    )
+    """Verify a credential (JWT, JSON, or a baked PNG/SVG badge); 200 with `verified: false` when it does not verify."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.split(";", 1)[0].strip().lower() == MULTIPART:
+        image = await _uploaded_image(request)
+        credential = await run_in_threadpool(unbake, image)
+    else:
+        credential = _credential_from_body(content_type, await request.body())
     return await run_in_threadpool(_verify_in_session, ctx, credential)
+
+
+async def _uploaded_image(request: Request) -> bytes:
+    """The bytes of the multipart field `file` (the body size middleware has already capped them)."""
+    async with request.form(max_files=1, max_fields=8) as form:
+        upload = form.get("file")
+        if not isinstance(upload, StarletteUploadFile):
+            raise BadRequest('Send the badge image as the multipart/form-data file field "file".')
+        return await upload.read()
 
 
 def _verify_in_session(ctx: AppContext, credential: str | dict[str, Any]) -> VerificationResult:
@@ -104,14 +138,30 @@ def verify_page_submit(
     session: ReadSessionDep,
     ctx: ContextDep,
     credential: Annotated[str, Form(max_length=512 * 1024)] = "",
+    file: Annotated[UploadFile | None, File(description="A baked badge image")] = None,
 ) -> Response:
-    """Verify what was pasted and show the result page."""
+    """Verify what was pasted or uploaded and show the result page."""
     text = credential.strip()
+    image = file.file.read() if file is not None else b""
+    if image:
+        try:
+            baked = unbake(image)
+        except BadImage as exc:
+            return render(
+                request,
+                "verify.html",
+                {"submitted": text, "error": f"That image could not be read: {exc.message}"},
+                400,
+            )
+        return _verification_page(request, session, ctx, baked)
     if not text:
         return render(
             request,
             "verify.html",
-            {"submitted": "", "error": "Paste a credential JWT or a link."},
+            {
+                "submitted": "",
+                "error": "Paste a credential JWT or a link, or upload a badge image.",
+            },
             400,
         )
     if text.startswith(("http://", "https://")):
@@ -146,6 +196,12 @@ def verify_page_submit(
                 400,
             )
         payload = parsed
+    return _verification_page(request, session, ctx, payload)
+
+
+def _verification_page(
+    request: Request, session: Session, ctx: AppContext, payload: str | dict[str, Any]
+) -> Response:
     verifier = Verifier(
         session=session, settings=ctx.settings, key_cache=ctx.public_keys, fetcher=ctx.fetcher
     )

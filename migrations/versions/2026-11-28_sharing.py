@@ -12,8 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import app.core.db  # noqa: F401 - custom column types (UTCDateTime)
-
+import app.core.db
 
 revision: str = "1d6a92eb934c"
 down_revision: str | None = "5531fc172056"

@@ -1,0 +1,428 @@
+"""Routes of the management link (JSON API and HTML forms) and of the public portfolios."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import uuid
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Form, Path, Query, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from pydantic import ValidationError
+
+from app.badges.qr import qr_svg
+from app.core.cache import CachedImage
+from app.core.config import Settings
+from app.core.context import AppContext
+from app.core.deps import ContextDep, ReadSessionDep, SessionDep
+from app.core.errors import AppError
+from app.core.web import JSON_TYPES, preferred, render
+from app.credentials import service as credentials_service
+from app.issuers.deps import CurrentIssuer
+from app.portfolios import service
+from app.portfolios.schemas import (
+    HANDLE_PATTERN,
+    ManagedCredential,
+    ManageLink,
+    NameVisibility,
+    PortfolioCredential,
+    PortfolioJoin,
+    PortfolioJoined,
+    PortfolioPublic,
+    PortfolioRef,
+    SkillCount,
+)
+from app.verify.service import Verifier
+
+issuer_api = APIRouter(prefix="/api/v1/credentials", tags=["issuer"])
+recipient_api = APIRouter(prefix="/api/v1/manage", tags=["recipient"])
+pages = APIRouter(include_in_schema=False)
+public = APIRouter(tags=["public"])
+
+router = APIRouter()
+
+# Too long a token is no token of ours: the path-validation handler answers 404, not 422.
+ManageToken = Annotated[
+    str, Path(max_length=200, description="The management token (mcm_…) of the management link.")
+]
+FLASH_COOKIE = "microcred_flash"
+_HANDLE = re.compile(HANDLE_PATTERN)
+# The management page holds a secret in its URL: never cache it, index it or send it as Referer.
+PRIVATE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Robots-Tag": "noindex, nofollow",
+}
+
+
+def _verifier(session: Any, ctx: AppContext) -> Verifier:
+    return Verifier(
+        session=session, settings=ctx.settings, key_cache=ctx.public_keys, fetcher=ctx.fetcher
+    )
+
+
+def _ref(settings: Settings, portfolio: Any) -> PortfolioRef:
+    return PortfolioRef(
+        handle=portfolio.handle,
+        display_name=portfolio.display_name,
+        url=service.portfolio_url(settings, portfolio.handle),
+    )
+
+
+def _managed(settings: Settings, view: service.ManageView) -> ManagedCredential:
+    page = view.page
+    return ManagedCredential(
+        id=view.record.id,
+        url=credentials_service.credential_url(settings, view.record.id),
+        achievement_name=page.achievement_name,
+        issuer_name=page.issuer_name,
+        recipient_name=view.record.recipient_name,
+        status=view.verification.status,
+        verified=page.verified,
+        record_status=view.record.status,
+        changes_allowed=view.changes_allowed,
+        name_hidden=view.record.recipient_name_hidden,
+        portfolio=_ref(settings, view.portfolio) if view.portfolio is not None else None,
+    )
+
+
+# --- issuer: re-mint the management link --------------------------------------------------------
+
+
+@issuer_api.post("/{credential_id}/manage-link", response_model=ManageLink)
+def remint_manage_link(
+    credential_id: uuid.UUID, issuer: CurrentIssuer, session: SessionDep, ctx: ContextDep
+) -> ManageLink:
+    """Mint a new management link for the recipient; the previous link stops working."""
+    url = service.remint_manage_link(
+        session, settings=ctx.settings, issuer=issuer, credential_id=credential_id
+    )
+    return ManageLink(manage_url=url)
+
+
+# --- recipient: JSON API ------------------------------------------------------------------------
+
+
+@recipient_api.get("/{token}", response_model=ManagedCredential)
+def get_managed(
+    token: ManageToken, response: Response, session: ReadSessionDep, ctx: ContextDep
+) -> ManagedCredential:
+    """The credential behind a management link, with its live status and portfolio."""
+    response.headers["Cache-Control"] = "no-store"
+    view = service.manage_view(session, verifier=_verifier(session, ctx), token=token)
+    return _managed(ctx.settings, view)
+
+
+@recipient_api.post(
+    "/{token}/portfolio",
+    response_model=PortfolioJoined,
+    status_code=201,
+    responses={200: {"model": PortfolioJoined, "description": "Added to an existing portfolio"}},
+)
+def add_to_portfolio(
+    token: ManageToken, data: PortfolioJoin, session: SessionDep, ctx: ContextDep
+) -> JSONResponse:
+    """Show the credential on a portfolio: 201 and its owner key when it creates one."""
+    joined = service.add_to_portfolio(
+        session,
+        token=token,
+        handle=data.handle,
+        display_name=data.display_name,
+        portfolio_key=data.portfolio_key,
+    )
+    body = PortfolioJoined(
+        portfolio=_ref(ctx.settings, joined.portfolio),
+        created=joined.created,
+        portfolio_key=joined.portfolio_key,
+    )
+    return JSONResponse(
+        body.model_dump(mode="json"),
+        status_code=201 if joined.created else 200,
+        headers={"Location": body.portfolio.url, "Cache-Control": "no-store"},
+    )
+
+
+@recipient_api.delete("/{token}/portfolio", status_code=204)
+def remove_from_portfolio(token: ManageToken, session: SessionDep) -> Response:
+    """Take the credential off its portfolio."""
+    service.remove_from_portfolio(session, token=token)
+    return Response(status_code=204)
+
+
+@recipient_api.put("/{token}/name-visibility", response_model=ManagedCredential)
+def set_name_visibility(
+    token: ManageToken, data: NameVisibility, session: SessionDep, ctx: ContextDep
+) -> ManagedCredential:
+    """Hide or show the recipient's name on the public pages."""
+    service.set_name_hidden(session, token=token, hidden=data.hidden)
+    view = service.manage_view(session, verifier=_verifier(session, ctx), token=token)
+    return _managed(ctx.settings, view)
+
+
+# --- recipient: the management page (HTML forms, no JavaScript) ---------------------------------
+
+
+def _read_flash(request: Request) -> dict[str, Any] | None:
+    raw = request.cookies.get(FLASH_COOKIE)
+    if not raw:
+        return None
+    try:
+        data = json.loads(base64.urlsafe_b64decode(raw.encode()))
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _back(request: Request, token: str, kind: str, text: str, **extra: str) -> Response:
+    """303 back to the management page, carrying the message in a short-lived cookie.
+
+    A cookie rather than the query string: a new portfolio's key must not end up in the URL
+    (history, logs); the page shows it once and deletes the cookie.
+    """
+    response = RedirectResponse(f"/manage/{token}", status_code=303, headers=PRIVATE_HEADERS)
+    payload = json.dumps({"kind": kind, "text": text, **extra}).encode()
+    response.set_cookie(
+        FLASH_COOKIE,
+        base64.urlsafe_b64encode(payload).decode(),
+        max_age=300,
+        path=f"/manage/{token}",
+        secure=request.url.scheme == "https",
+        httponly=True,
+        samesite="strict",
+    )
+    return response
+
+
+def _not_found_page(request: Request) -> Response:
+    return render(request, "manage.html", {"missing": True}, status_code=404)
+
+
+@pages.get("/manage/{token}")
+def manage_page(token: str, request: Request, session: ReadSessionDep, ctx: ContextDep) -> Response:
+    """The recipient's page: the credential, its live status and the sharing choices."""
+    try:
+        view = service.manage_view(session, verifier=_verifier(session, ctx), token=token)
+    except service.ManageLinkNotFound:
+        response = _not_found_page(request)
+    else:
+        settings = ctx.settings
+        response = render(
+            request,
+            "manage.html",
+            {
+                "missing": False,
+                "view": view,
+                "p": view.page,
+                "token": token,
+                "flash": _read_flash(request),
+                "credential_url": f"/credentials/{view.record.id}",
+                "portfolio_url": (
+                    service.portfolio_url(settings, view.portfolio.handle)
+                    if view.portfolio is not None
+                    else None
+                ),
+                "handle_pattern": HANDLE_PATTERN.strip("^$"),
+            },
+        )
+        if FLASH_COOKIE in request.cookies:
+            response.delete_cookie(FLASH_COOKIE, path=f"/manage/{token}")
+    response.headers.update(PRIVATE_HEADERS)
+    return response
+
+
+def _form_value(value: str) -> str | None:
+    value = value.strip()
+    return value or None
+
+
+@pages.post("/manage/{token}/portfolio")
+def manage_add_form(
+    token: str,
+    request: Request,
+    session: SessionDep,
+    handle: Annotated[str, Form(max_length=200)] = "",
+    display_name: Annotated[str, Form(max_length=200)] = "",
+    portfolio_key: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """Form: add the credential to a new or an existing portfolio."""
+    try:
+        data = PortfolioJoin(
+            handle=handle,
+            display_name=_form_value(display_name),
+            portfolio_key=_form_value(portfolio_key),
+        )
+    except ValidationError as exc:
+        field = str(exc.errors()[0]["loc"][0]) if exc.errors() else "handle"
+        text = {
+            "handle": "A handle is 3–40 characters: lowercase letters, digits and hyphens.",
+            "display_name": "A display name is 1–100 characters.",
+        }.get(field, "Please check the form.")
+        return _back(request, token, "error", text)
+    try:
+        joined = service.add_to_portfolio(
+            session,
+            token=token,
+            handle=data.handle,
+            display_name=data.display_name,
+            portfolio_key=data.portfolio_key,
+        )
+    except service.ManageLinkNotFound:
+        return _not_found_page(request)
+    except AppError as exc:
+        return _back(request, token, "error", exc.message)
+    handle_ = joined.portfolio.handle
+    if joined.portfolio_key is not None:
+        return _back(
+            request,
+            token,
+            "ok",
+            f"Your portfolio /p/{handle_} is live with this credential on it.",
+            key=joined.portfolio_key,
+        )
+    return _back(request, token, "ok", f"Added to your portfolio /p/{handle_}.")
+
+
+@pages.post("/manage/{token}/portfolio/remove")
+def manage_remove_form(token: str, request: Request, session: SessionDep) -> Response:
+    """Form: take the credential off its portfolio."""
+    try:
+        service.remove_from_portfolio(session, token=token)
+    except service.ManageLinkNotFound:
+        return _not_found_page(request)
+    except AppError as exc:
+        return _back(request, token, "error", exc.message)
+    return _back(request, token, "ok", "Removed from your portfolio: it is no longer listed.")
+
+
+@pages.post("/manage/{token}/name-visibility")
+def manage_name_form(
+    token: str,
+    request: Request,
+    session: SessionDep,
+    hidden: Annotated[Literal["true", "false"], Form()] = "true",
+) -> Response:
+    """Form: hide or show the recipient's name on public pages."""
+    try:
+        service.set_name_hidden(session, token=token, hidden=hidden == "true")
+    except service.ManageLinkNotFound:
+        return _not_found_page(request)
+    except AppError as exc:
+        return _back(request, token, "error", exc.message)
+    text = (
+        "Your name is now hidden on public pages."
+        if hidden == "true"
+        else "Your name is now shown on public pages."
+    )
+    return _back(request, token, "ok", text)
+
+
+# --- public portfolios --------------------------------------------------------------------------
+
+
+def _public(settings: Settings, view: service.PortfolioView) -> PortfolioPublic:
+    handle = view.portfolio.handle
+    url = service.portfolio_url(settings, handle)
+    return PortfolioPublic(
+        handle=handle,
+        display_name=view.display_name,
+        url=url,
+        qr_svg_url=f"{url}/qr.svg",
+        credentials=[
+            PortfolioCredential(
+                id=item.record.id,
+                url=credentials_service.credential_url(settings, item.record.id),
+                achievement_name=item.page.achievement_name,
+                achievement_url=item.page.achievement_url,
+                issuer_name=item.page.issuer_name,
+                issuer_url=item.page.issuer_page,
+                recipient_name=item.page.recipient_name,
+                valid_from=item.page.valid_from,
+                valid_until=item.page.valid_until,
+                awarded=item.page.awarded,
+                status=item.status,
+                status_label=item.status_label,
+                verified=item.page.verified,
+            )
+            for item in view.items
+        ],
+        skills=[
+            SkillCount(name=s.name, kind=s.kind, count=s.count, url=s.url) for s in view.skills
+        ],
+    )
+
+
+@public.get(
+    "/p/{handle}",
+    response_model=PortfolioPublic,
+    responses={200: {"content": {"text/html": {}}, "description": "The page or its JSON"}},
+)
+def portfolio_page(
+    handle: str,
+    request: Request,
+    session: ReadSessionDep,
+    ctx: ContextDep,
+    format: Annotated[
+        Literal["html", "json"] | None, Query(description="Overrides Accept.")
+    ] = None,
+) -> Response:
+    """A freelancer's public portfolio: chosen credentials with live status, verified skills."""
+    chosen = format or (
+        "json"
+        if preferred(request, ("text/html", *JSON_TYPES), "text/html") in JSON_TYPES
+        else "html"
+    )
+    headers = {"Vary": "Accept", "Cache-Control": "no-cache"}
+    try:
+        if not _HANDLE.match(handle):
+            raise service.PortfolioNotFound(f"There is no portfolio /p/{handle}.")
+        view = service.public_portfolio(session, verifier=_verifier(session, ctx), handle=handle)
+    except service.PortfolioNotFound:
+        if chosen == "json":
+            raise
+        response = render(request, "portfolio.html", {"missing": True}, status_code=404)
+        response.headers.update(headers)
+        return response
+    body = _public(ctx.settings, view)
+    if chosen == "json":
+        return JSONResponse(body.model_dump(mode="json"), headers=headers)
+    response = render(request, "portfolio.html", {"missing": False, "view": view, "data": body})
+    response.headers.update(headers)
+    return response
+
+
+@public.get(
+    "/p/{handle}/qr.svg",
+    response_class=Response,
+    responses={200: {"content": {"image/svg+xml": {}}}, 304: {"description": "Not modified"}},
+)
+def portfolio_qr(
+    handle: str, request: Request, session: ReadSessionDep, ctx: ContextDep
+) -> Response:
+    """QR code (SVG) of the portfolio URL."""
+    key = f"portfolio:{handle}.svg"
+    image = ctx.images.get(key)
+    if image is None:
+        if not _HANDLE.match(handle) or not service.portfolio_exists(session, handle=handle):
+            raise service.PortfolioNotFound(f"There is no portfolio /p/{handle}.")
+        body = qr_svg(service.portfolio_url(ctx.settings, handle))
+        image = CachedImage(
+            body=body,
+            etag=f'"{hashlib.sha256(body).hexdigest()[:32]}"',
+            media_type="image/svg+xml",
+        )
+        ctx.images.put(key, image)
+    # A handle's URL never changes, so neither does its QR code.
+    headers = {"ETag": image.etag, "Cache-Control": "public, max-age=86400"}
+    tags = {tag.strip() for tag in request.headers.get("if-none-match", "").split(",")}
+    if image.etag in tags or "*" in tags:
+        return Response(status_code=304, headers=headers)
+    return Response(image.body, media_type=image.media_type, headers=headers)
+
+
+router.include_router(issuer_api)
+router.include_router(recipient_api)
+router.include_router(pages)
+router.include_router(public)
