@@ -152,7 +152,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def health() -> Response:
         """Liveness and database reachability."""
         try:
-            await run_in_threadpool(_ping, ctx)
+            async with ctx.db_slots():
+                await run_in_threadpool(_ping, ctx)
         except Exception as exc:
             log.warning("health check: database unreachable: %s", type(exc).__name__)
             return problem(503, "The database is unreachable.", database="unreachable")

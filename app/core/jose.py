@@ -39,17 +39,18 @@ def sign(payload: dict[str, Any], *, key: PrivateKey, algorithm: SigningAlgorith
     return jwt.encode(payload, key, algorithm=algorithm.value, headers={"kid": kid, "typ": "JWT"})
 
 
+_PARSER = jwt.api_jws.PyJWS()
+
+
 def unverified_parts(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """Header and payload of a compact JWS, parsed but NOT verified (to find the key)."""
     if token.count(".") != 2:
         raise JoseError("not a compact JWS: expected three base64url parts separated by dots")
     try:
-        header = jwt.get_unverified_header(token)
-        payload_bytes = jwt.api_jws.PyJWS().decode_complete(
-            token, options={"verify_signature": False}
-        )["payload"]
-        payload = json.loads(payload_bytes)
-    except (jwt.DecodeError, ValueError, UnicodeDecodeError) as exc:
+        # One parse for both parts (PyJWT checks every character of every segment it decodes).
+        decoded = _PARSER.decode_complete(token, options={"verify_signature": False})
+        header, payload = decoded["header"], json.loads(decoded["payload"])
+    except (jwt.PyJWTError, ValueError, UnicodeDecodeError) as exc:
         raise JoseError(f"malformed JWS: {exc}") from exc
     if not isinstance(payload, dict):
         raise JoseError("the JWS payload is not a JSON object")
@@ -64,7 +65,7 @@ def verify(token: str, key: PublicKey) -> dict[str, Any]:
     """
     algorithm = algorithm_for_key(key)
     try:
-        decoded = jwt.api_jws.PyJWS().decode_complete(
+        decoded = _PARSER.decode_complete(
             token,
             key,
             algorithms=[algorithm],  # one algorithm, from the key type: never the header's choice

@@ -106,7 +106,10 @@ async def verify_credential(request: Request, ctx: ContextDep) -> VerificationRe
         credential = await run_in_threadpool(unbake, image)
     else:
         credential = _credential_from_body(content_type, await request.body())
-    return await run_in_threadpool(_verify_in_session, ctx, credential)
+    # A database slot before a worker thread (see core.deps): waiting for a pooled connection
+    # inside a thread could starve the threads that requests holding connections need to finish.
+    async with ctx.db_slots():
+        return await run_in_threadpool(_verify_in_session, ctx, credential)
 
 
 async def _uploaded_image(request: Request) -> bytes:
