@@ -217,3 +217,33 @@ def check(result: dict[str, Any], name: str) -> dict[str, Any]:
     assert len(matches) == 1, result
     found: dict[str, Any] = matches[0]
     return found
+
+
+def ob_credential(issuer_id: str, **extra: Any) -> dict[str, Any]:
+    """A minimal OB 3.0 credential from a foreign issuer, as a VCDM 2.0 VC-JWT payload."""
+    cred_id = f"urn:uuid:{uuid.uuid4()}"
+    subject = "did:example:learner-7"
+    credential = {
+        "@context": [
+            "https://www.w3.org/ns/credentials/v2",
+            "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json",
+        ],
+        "id": cred_id,
+        "type": ["VerifiableCredential", "OpenBadgeCredential"],
+        "issuer": {"id": issuer_id, "type": ["Profile"], "name": "Acme Academy"},
+        "validFrom": "2024-01-01T00:00:00Z",
+        "name": "Foreign Badge",
+        "credentialSubject": {
+            "id": subject,
+            "type": ["AchievementSubject"],
+            "achievement": {
+                "id": "https://acme.example/achievements/1",
+                "type": ["Achievement"],
+                "name": "Foreign Badge",
+                "description": "Awarded by another issuer.",
+                "criteria": {"narrative": "Did the thing."},
+            },
+        },
+        **extra,
+    }
+    return {**credential, "iss": issuer_id, "jti": cred_id, "sub": subject, "nbf": 1704067200}

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from PIL import Image
-from test_interop_server import ADMIN, Server
+from test_interop_server import ADMIN, Server, running_server
 
 pytestmark = pytest.mark.slow
 
@@ -66,17 +66,8 @@ def _run(args: list[str], profile: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = Server(tmp_path_factory.mktemp("browser"))
-    migrated = srv.cli("db", "upgrade")
-    assert migrated.returncode == 0, migrated.stderr
-    try:
-        srv.start()
+    with running_server(tmp_path_factory.mktemp("browser")) as srv:
         yield srv
-    finally:
-        try:
-            srv.stop()
-        finally:
-            srv.kill_group()
 
 
 @pytest.fixture(scope="module")

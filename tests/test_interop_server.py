@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -158,9 +159,10 @@ class Server:
         return self.log_path.read_text("utf-8", "replace")[-4000:]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = Server(tmp_path_factory.mktemp("interop"))
+@contextmanager
+def running_server(workdir: Path) -> Iterator[Server]:
+    """A migrated, started `microcred serve`, always stopped (and its process group killed)."""
+    srv = Server(workdir)
     migrated = srv.cli("db", "upgrade")
     assert migrated.returncode == 0, migrated.stderr
     try:
@@ -171,6 +173,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             srv.stop()
         finally:
             srv.kill_group()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with running_server(tmp_path_factory.mktemp("interop")) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")

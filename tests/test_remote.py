@@ -13,7 +13,6 @@ import json
 import ssl
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -47,7 +46,7 @@ from app.verify.remote import (
     resolve_did_web,
     resolve_remote_key,
 )
-from conftest import BASE_URL, check, make_settings
+from conftest import BASE_URL, check, make_settings, ob_credential
 
 LOOPBACK = {"127.0.0.1", "::1"}
 
@@ -292,36 +291,6 @@ def foreign(site: Site) -> ForeignIssuer:
     issuer = ForeignIssuer(site)
     issuer.serve()
     return issuer
-
-
-def ob_credential(issuer_id: str, **extra: Any) -> dict[str, Any]:
-    """A minimal OB 3.0 credential from a foreign issuer, as a VCDM 2.0 VC-JWT payload."""
-    cred_id = f"urn:uuid:{uuid.uuid4()}"
-    subject = "did:example:learner-7"
-    credential = {
-        "@context": [
-            "https://www.w3.org/ns/credentials/v2",
-            "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json",
-        ],
-        "id": cred_id,
-        "type": ["VerifiableCredential", "OpenBadgeCredential"],
-        "issuer": {"id": issuer_id, "type": ["Profile"], "name": "Acme Academy"},
-        "validFrom": "2024-01-01T00:00:00Z",
-        "name": "Foreign Badge",
-        "credentialSubject": {
-            "id": subject,
-            "type": ["AchievementSubject"],
-            "achievement": {
-                "id": "https://acme.example/achievements/1",
-                "type": ["Achievement"],
-                "name": "Foreign Badge",
-                "description": "Awarded by another issuer.",
-                "criteria": {"narrative": "Did the thing."},
-            },
-        },
-        **extra,
-    }
-    return {**credential, "iss": issuer_id, "jti": cred_id, "sub": subject, "nbf": 1704067200}
 
 
 def signed(issuer_id: str, key: PrivateKey, kid: str) -> str:

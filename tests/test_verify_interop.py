@@ -31,7 +31,7 @@ from app.core.keys import PrivateKey, PublicKey, b64url, b64url_decode, public_j
 from app.core.keys import public_key_from_jwk as parse_jwk
 from app.verify.keys import TrustedKey
 from app.verify.service import Verifier, verify_any
-from conftest import STANDARDS, World, check
+from conftest import STANDARDS, World, check, ob_credential
 
 OB30 = STANDARDS / "validator-fixtures" / "ob30"
 VECTORS = STANDARDS / "vc-jose-cose-vectors"
@@ -320,36 +320,6 @@ def test_vc_jose_cose_vector_without_trusted_key_is_unknown(
 
 
 # --- c. foreign issuers with offline keys -----------------------------------------------------
-
-
-def ob_credential(issuer_id: str, **extra: Any) -> dict[str, Any]:
-    """A minimal OB 3.0 credential from a foreign issuer, as a VCDM 2.0 VC-JWT payload."""
-    cred_id = f"urn:uuid:{uuid.uuid4()}"
-    subject = "did:example:learner-7"
-    credential = {
-        "@context": [
-            "https://www.w3.org/ns/credentials/v2",
-            "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json",
-        ],
-        "id": cred_id,
-        "type": ["VerifiableCredential", "OpenBadgeCredential"],
-        "issuer": {"id": issuer_id, "type": ["Profile"], "name": "Foreign University"},
-        "validFrom": "2024-01-01T00:00:00Z",
-        "name": "Foreign Badge",
-        "credentialSubject": {
-            "id": subject,
-            "type": ["AchievementSubject"],
-            "achievement": {
-                "id": "https://foreign.example/achievements/1",
-                "type": ["Achievement"],
-                "name": "Foreign Badge",
-                "description": "Awarded by another issuer.",
-                "criteria": {"narrative": "Did the thing."},
-            },
-        },
-        **extra,
-    }
-    return {**credential, "iss": issuer_id, "jti": cred_id, "sub": subject, "nbf": 1704067200}
 
 
 def signed(payload: dict[str, Any], key: PrivateKey, algorithm: str, **header: Any) -> str:
