@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -134,6 +135,23 @@ def read_only(engine: Engine) -> Engine:
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+def add_unless_conflict(session: Session, row: Base) -> bool:
+    """Insert `row` in a savepoint; False (and nothing written) when a unique constraint refuses it.
+
+    The database's constraint is the guard against races between threads, processes and replicas;
+    the savepoint keeps the rest of the unit of work alive when it says no.
+    """
+    savepoint = session.begin_nested()
+    try:
+        session.add(row)
+        session.flush()
+    except IntegrityError:
+        savepoint.rollback()
+        return False
+    savepoint.commit()
+    return True
 
 
 def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:

@@ -9,7 +9,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.achievements import service as achievements_service
@@ -17,7 +16,7 @@ from app.audit import service as audit_service
 from app.audit.models import AuditEventType
 from app.core import jose
 from app.core.config import Settings
-from app.core.db import utcnow
+from app.core.db import add_unless_conflict, utcnow
 from app.core.errors import AppError, Conflict, NotFound, Unprocessable
 from app.core.keys import KeyStore
 from app.core.security import hash_secret
@@ -170,23 +169,18 @@ def issue_credential(
         suspension_index=allocations[1].index if len(allocations) > 1 else None,
         manage_token_hash=hash_secret(manage_token),
     )
-    if idempotency_key is not None:
-        # A concurrent request with the same key may have won the race: keep its result, drop ours.
-        savepoint = session.begin_nested()
-        try:
-            session.add(record)
-            session.flush()
-        except IntegrityError:
-            savepoint.rollback()
-            earlier = repository.by_idempotency_key(session, issuer.id, idempotency_key)
-            if earlier is None:
-                raise
-            status_service.release(session, allocations)
-            return _replay(earlier, fingerprint)
-        savepoint.commit()
-    else:
+    if idempotency_key is None:
         session.add(record)
         session.flush()
+    elif not add_unless_conflict(session, record):
+        # A concurrent request with the same key won the race: keep its result, drop ours.
+        earlier = repository.by_idempotency_key(session, issuer.id, idempotency_key)
+        if earlier is None:
+            raise IdempotencyMismatch(
+                "The Idempotency-Key collided with a request that left no credential; retry."
+            )
+        status_service.release(session, allocations)
+        return _replay(earlier, fingerprint)
     audit_service.append(
         session,
         issuer_id=issuer.id,

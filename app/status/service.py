@@ -9,12 +9,11 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.core import jose
 from app.core.config import Settings
-from app.core.db import utcnow
+from app.core.db import add_unless_conflict, utcnow
 from app.core.errors import NotFound
 from app.core.keys import KeyStore
 from app.core.standards import VC2_CONTEXT
@@ -69,31 +68,19 @@ def _open_list(session: Session, issuer: Issuer, purpose: StatusPurpose, size: i
         created_at=utcnow(),
         updated_at=utcnow(),
     )
-    savepoint = session.begin_nested()
-    try:
-        session.add(created)
-        session.flush()
-    except IntegrityError:
-        # Another process opened this list first: use theirs.
-        savepoint.rollback()
-        current = repository.open_list(session, issuer.id, purpose)
-        if current is None:
-            raise
-        return current
-    savepoint.commit()
-    return created
+    if add_unless_conflict(session, created):
+        return created
+    # Another process opened this list first: use theirs.
+    current = repository.open_list(session, issuer.id, purpose)
+    if current is None:
+        raise StatusListNotFound(
+            f"Could not open a {purpose.value} list for issuer {issuer.slug!r}."
+        )
+    return current
 
 
 def _claim(session: Session, status_list: StatusList, index: int) -> bool:
-    savepoint = session.begin_nested()
-    try:
-        session.add(StatusAllocation(list_id=status_list.id, index=index))
-        session.flush()
-    except IntegrityError:
-        savepoint.rollback()
-        return False
-    savepoint.commit()
-    return True
+    return add_unless_conflict(session, StatusAllocation(list_id=status_list.id, index=index))
 
 
 def allocate(
