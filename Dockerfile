@@ -3,9 +3,13 @@
 # virtualenv alone is copied into a slim runtime that runs as an unprivileged user.
 #
 #   docker build -t microcred .
+#   docker run --rm -v microcred-data:/data -v microcred-keys:/keys -e … microcred microcred db upgrade
 #   docker run -p 8000:8000 -v microcred-data:/data -v microcred-keys:/keys \
 #     -e MICROCRED_BASE_URL=https://badges.example.org \
 #     -e MICROCRED_ADMIN_TOKEN=… -e MICROCRED_KEYS_PASSPHRASE=… microcred
+#
+# The default command only serves: migrations run once per deployment, as their own step (the
+# `migrate` service of deploy/compose.yaml), never once per replica.
 
 # --- builder --------------------------------------------------------------------------------
 FROM python:3.11-slim AS builder
@@ -24,15 +28,11 @@ COPY pyproject.toml README.md ./
 COPY app ./app
 RUN pip install .
 
-# app/core/migrate.py looks for alembic.ini and migrations/ in the folder above the `app`
-# package: in an installed package that is site-packages itself, so they are placed there.
-# Then a throwaway migration fails the build, not the first start, if that ever stops working.
-COPY alembic.ini ./alembic.ini
-COPY migrations ./migrations
-RUN site="$(python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" \
- && cp alembic.ini "$site/alembic.ini" \
- && cp -r migrations "$site/migrations" \
- && MICROCRED_DATABASE_URL=sqlite:////tmp/check.db MICROCRED_KEYS_DIR=/tmp/keys microcred db upgrade \
+# An installed package finds its Alembic scripts under the environment's data prefix,
+# <venv>/share/microcred/migrations (app/core/migrate.py; alembic.ini is not needed). Then a
+# throwaway migration fails the build, not the first start, if that ever stops working.
+COPY migrations /opt/venv/share/microcred/migrations
+RUN MICROCRED_DATABASE_URL=sqlite:////tmp/check.db MICROCRED_KEYS_DIR=/tmp/keys microcred db upgrade \
  && rm -rf /tmp/check.db* /tmp/keys
 
 # --- runtime --------------------------------------------------------------------------------
@@ -58,7 +58,6 @@ RUN groupadd --system --gid 10001 microcred \
  && chmod 0700 /keys
 
 COPY --from=builder /opt/venv /opt/venv
-COPY --chmod=0755 docker/entrypoint.sh /usr/local/bin/docker-entrypoint
 
 USER 10001:10001
 WORKDIR /data
@@ -67,7 +66,9 @@ VOLUME ["/data", "/keys"]
 EXPOSE 8000
 
 # slim has no curl; urllib without proxies, and any non-2xx answer (503: database down) fails.
-HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import urllib.request as u; u.build_opener(u.ProxyHandler({})).open('http://127.0.0.1:8000/health', timeout=4)"]
 
-ENTRYPOINT ["docker-entrypoint"]
+# Serve only, with MICROCRED_WORKERS worker processes. Any other command runs instead, e.g.
+# `microcred db upgrade` or `microcred issuer create --name … --url …`.
+CMD ["microcred", "serve", "--host", "0.0.0.0", "--port", "8000"]

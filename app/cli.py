@@ -26,8 +26,11 @@ audit_cli = typer.Typer(help="The audit trail.", no_args_is_help=True)
 cli.add_typer(issuer_cli, name="issuer")
 cli.add_typer(keys_cli, name="keys")
 cli.add_typer(audit_cli, name="audit")
+jobs_cli = typer.Typer(help="Bulk issuance jobs.", no_args_is_help=True)
+cli.add_typer(jobs_cli, name="jobs")
 
 MAX_FETCH_BYTES = 1024 * 1024
+WORKER_HEALTHCHECK_SECONDS = 60
 
 
 def _context() -> AppContext:
@@ -69,13 +72,25 @@ def db_upgrade(revision: str = "head") -> None:
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    workers: Annotated[
+        int, typer.Option(min=1, envvar="MICROCRED_WORKERS", help="Worker processes.")
+    ] = 1,
     reload: Annotated[bool, typer.Option(help="Restart on code changes (development).")] = False,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            envvar="MICROCRED_FORWARDED_ALLOW_IPS",
+            help="Peers whose X-Forwarded-For/-Proto are believed: comma-separated addresses or "
+            "networks, '*' for any (only when nothing but the proxy can reach the server). "
+            "Default 127.0.0.1,::1.",
+        ),
+    ] = None,
 ) -> None:
     """Run the service with uvicorn."""
     import uvicorn
 
     settings = Settings()  # fail fast on bad settings, before forking workers
+    _report_connection_budget(settings, workers)
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -85,8 +100,65 @@ def serve(
         reload=reload,
         access_log=settings.access_log,
         proxy_headers=True,
+        forwarded_allow_ips=forwarded_allow_ips or "127.0.0.1,::1",
+        # uvicorn's supervisor pings every worker and kills one that does not answer within this
+        # many seconds, counting from its spawn. Its default (5 s) is shorter than a worker takes
+        # to start when several start at once on a small machine (4 workers on 2 cores: killed
+        # and respawned in a loop, never serving).
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
         log_level="info",
     )
+
+
+def _report_connection_budget(settings: Settings, workers: int) -> None:
+    """On PostgreSQL, say how many connections this server may open, and warn when that alone
+    exceeds what the server accepts (requests would then fail with "too many clients").
+
+    Every worker process has its own pool (MICROCRED_DB_POOL_SIZE, plus twice as many overflow
+    connections), so the sum over workers and replicas must stay below max_connections.
+    """
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.pool import NullPool
+
+    from app.core.db import pool_capacity
+
+    if make_url(settings.database_url).get_backend_name() != "postgresql":
+        return
+    per_process = pool_capacity(settings.db_pool_size)
+    ours = per_process * workers
+    engine = create_engine(settings.database_url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            result = conn.execute(
+                text(
+                    "SELECT name, setting::int FROM pg_settings WHERE name IN "
+                    "('max_connections', 'superuser_reserved_connections', 'reserved_connections')"
+                )
+            )
+            rows: dict[str, int] = {str(name): int(value) for name, value in result}
+    except SQLAlchemyError as exc:  # the database may come up later: the server retries anyway
+        typer.secho(f"could not read PostgreSQL's max_connections ({type(exc).__name__})", err=True)
+        return
+    finally:
+        engine.dispose()
+    usable = rows.get("max_connections", 100) - sum(
+        v for k, v in rows.items() if k != "max_connections"
+    )
+    message = (
+        f"PostgreSQL connections: up to {ours} from this server ({workers} worker(s) x "
+        f"{per_process}: MICROCRED_DB_POOL_SIZE={settings.db_pool_size} plus overflow) of "
+        f"{usable} the database accepts; every replica adds as many."
+    )
+    if ours > usable:
+        typer.secho(
+            message + " Lower MICROCRED_DB_POOL_SIZE or --workers, or raise max_connections.",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
+    else:
+        typer.echo(message, err=True)
 
 
 @issuer_cli.command("create")
@@ -164,8 +236,24 @@ def issue(
     valid_until: Annotated[
         str | None, typer.Option(help="ISO 8601 expiry, e.g. 2027-12-31T00:00:00Z.")
     ] = None,
+    csv_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--csv",
+            exists=True,
+            dir_okay=False,
+            help="Issue every row of a CSV file as a bulk job (columns: external_id, email, did, "
+            "url, name, valid_from, valid_until, achievement_id, evidence_url, evidence_name, "
+            "evidence_narrative).",
+        ),
+    ] = None,
 ) -> None:
-    """Issue a single credential; prints its id, URL and JWT."""
+    """Issue one credential (prints its id, URL and JWT), or a whole CSV file with --csv."""
+    if csv_file is not None:
+        if email or did or recipient_url or name or valid_until:
+            raise _fail("--csv takes the recipients from the file: drop the recipient options.")
+        _issue_csv(issuer, achievement, csv_file)
+        return
     from pydantic import ValidationError
 
     from app.core.errors import AppError
@@ -199,6 +287,96 @@ def issue(
     except AppError as exc:
         raise _fail(exc.message) from exc
     typer.echo(json.dumps({"id": str(record.id), "url": url, "jwt": record.jwt}, indent=2))
+
+
+def _issue_csv(issuer: str, achievement: str, path: Path) -> None:
+    """Queue the file as a job, work it in this process with a progress bar, print a summary.
+
+    Other workers (server processes, `microcred worker`) may take chunks of the same job.
+    """
+    import time
+    import uuid
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from app.core.errors import AppError
+    from app.issuers import service as issuers
+    from app.jobs import service as jobs
+    from app.jobs.runner import JobRunner
+
+    try:
+        achievement_id = uuid.UUID(achievement)
+    except ValueError:
+        raise _fail(
+            f"--achievement must be an achievement id (UUID), not {achievement!r}."
+        ) from None
+    ctx = _context()
+    try:
+        try:
+            with ctx.sessions.begin() as session:
+                owner = issuers.get_issuer(session, slug=issuer)
+                job = jobs.submit(
+                    session,
+                    settings=ctx.settings,
+                    issuer=owner,
+                    batch=jobs.rows_from_csv(path.read_bytes()),
+                    achievement_id=achievement_id,
+                )
+                job_id, total, refused = job.id, job.total, job.failed
+        except AppError as exc:
+            raise _fail(exc.message) from exc
+        typer.echo(f"job {job_id}: {total} rows, {refused} refused up front", err=True)
+        runner = JobRunner(ctx)
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+        ) as progress:
+            task = progress.add_task("issuing", total=total, completed=refused)
+            runner.work_job(job_id, progress=lambda n: progress.advance(task, n))
+            # Chunks held by other workers: wait for them to settle the rest.
+            while True:
+                with ctx.read_sessions() as session:
+                    current = jobs.get_job(session, job_id=job_id)
+                    settled = current.issued + current.existing + current.failed
+                    progress.update(task, completed=settled)
+                    if current.state == "completed":
+                        break
+                runner.work_job(job_id, progress=lambda n: progress.advance(task, n))
+                time.sleep(0.5)
+        _print_job(ctx, job_id)
+        with ctx.read_sessions() as session:
+            final = jobs.get_job(session, job_id=job_id)
+        if final.failed:
+            raise typer.Exit(1)
+    finally:
+        ctx.close()
+
+
+def _print_job(ctx: AppContext, job_id: Any, *, all_rows: bool = False) -> None:
+    from app.jobs import service as jobs
+    from app.jobs.models import RowState
+    from app.jobs.router import job_read
+
+    with ctx.read_sessions() as session:
+        job = jobs.get_job(session, job_id=job_id)
+        rows, _ = jobs.job_rows(
+            session,
+            job=job,
+            states=[] if all_rows else [RowState.failed],
+            after=None,
+            limit=job.total or 1,
+        )
+        read = job_read(ctx.settings, job, list(rows))
+    summary = (
+        f"{read.state}: {read.issued} issued, {read.existing} already issued (external_id), "
+        f"{read.failed} failed, {read.pending} pending, of {read.total}"
+    )
+    typer.echo(json.dumps(read.model_dump(mode="json"), indent=2))
+    typer.secho(summary, err=True, fg=typer.colors.RED if read.failed else typer.colors.GREEN)
 
 
 def _load_credential(ctx: AppContext, session: Session, source: str) -> str | dict[str, Any]:
@@ -466,6 +644,65 @@ def audit_verify(
     for broken in report.breaks:
         typer.secho(f"audit trail BROKEN: {broken.describe()}", fg=typer.colors.RED, err=True)
     raise typer.Exit(1)
+
+
+@jobs_cli.command("show")
+def jobs_show(
+    job_id: Annotated[str, typer.Argument(help="The job id (UUID).")],
+    all_rows: Annotated[
+        bool, typer.Option("--all-rows", help="List every row, not only the failed ones.")
+    ] = False,
+) -> None:
+    """Print a job: state, counts and its failed rows (or every row)."""
+    import uuid
+
+    from app.core.errors import AppError
+
+    try:
+        parsed = uuid.UUID(job_id)
+    except ValueError:
+        raise _fail(f"{job_id!r} is not a job id (UUID).") from None
+    ctx = _context()
+    try:
+        _print_job(ctx, parsed, all_rows=all_rows)
+    except AppError as exc:
+        raise _fail(exc.message) from exc
+    finally:
+        ctx.close()
+
+
+@cli.command()
+def worker(
+    until_idle: Annotated[
+        bool, typer.Option("--until-idle", help="Exit once no job has work left.")
+    ] = False,
+) -> None:
+    """Work queued bulk jobs (and deliver webhooks) without serving HTTP."""
+    import signal
+    import threading
+
+    from app.jobs.runner import JobRunner
+    from app.webhooks.dispatcher import Dispatcher
+
+    ctx = _context()
+    runner = JobRunner(ctx)
+    dispatcher = Dispatcher.from_context(ctx)
+    try:
+        if until_idle:
+            runner.run_until_idle()
+            dispatcher.run_once()
+            return
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        runner.start()
+        dispatcher.start()
+        typer.echo("worker: working jobs and webhooks; Ctrl-C stops", err=True)
+        stop.wait()
+        runner.stop()
+        dispatcher.stop()
+    finally:
+        ctx.close()
 
 
 def main() -> None:

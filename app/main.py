@@ -10,7 +10,6 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -23,11 +22,15 @@ from app.core.errors import BodySizeLimitMiddleware, install_error_handlers, pro
 from app.core.web import render
 from app.credentials import router as credentials
 from app.issuers import router as issuers
+from app.jobs import router as jobs
+from app.jobs.runner import JobRunner
 from app.models import load_all_models
 from app.portfolios import router as portfolios
 from app.sharing import router as sharing
 from app.status import router as status
 from app.verify import router as verify
+from app.webhooks import router as webhooks
+from app.webhooks.dispatcher import Dispatcher
 
 log = logging.getLogger("microcred")
 
@@ -112,10 +115,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ctx.close()
         raise
 
+    runner = JobRunner(ctx)
+    dispatcher = Dispatcher.from_context(ctx)  # sends webhook deliveries (see app/webhooks)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        ctx.close()
+        if settings.background_workers:
+            runner.start()
+            dispatcher.start()
+        try:
+            yield
+        finally:
+            await run_in_threadpool(runner.stop)
+            await run_in_threadpool(dispatcher.stop)
+            ctx.close()
 
     app = FastAPI(
         title="microcred",
@@ -129,15 +142,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.ctx = ctx
+    app.state.job_runner = runner
+    app.state.webhook_dispatcher = dispatcher
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        # Bulk issuance takes a whole cohort (10,000 rows by default) in one request.
+        per_path={"/api/v1/credentials/batch": settings.batch_max_bytes},
+    )
     app.add_middleware(SecurityHeadersMiddleware)
 
     app.include_router(issuers.api)
     app.include_router(achievements.api)
+    app.include_router(jobs.api)
     app.include_router(credentials.api)
     app.include_router(verify.api)
     app.include_router(audit.api)
+    app.include_router(webhooks.api)
     app.include_router(credentials.public)
     app.include_router(badges.public)
     app.include_router(sharing.public)
@@ -167,5 +189,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _ping(ctx: AppContext) -> None:
-    with ctx.engine.connect() as conn:
-        conn.execute(text("SELECT 1"))
+    ctx.ping_database()

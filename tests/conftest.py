@@ -114,6 +114,8 @@ def make_settings(database_url: str, keys_dir: Path, **overrides: Any) -> Settin
         "keys_dir": keys_dir,
         "admin_token": SecretStr(ADMIN_TOKEN),
         "env": "development",
+        # No job runner or webhook dispatcher threads: tests drive them, or ask for them.
+        "background_workers": False,
     }
     values.update(overrides)
     return Settings(**values)

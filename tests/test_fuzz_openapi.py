@@ -12,6 +12,7 @@ import base64
 import json
 import re
 import shutil
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +27,13 @@ from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from sqlalchemy import select
 
+from app.core.context import AppContext
+from app.issuers.models import Issuer
 from app.main import create_app
+from app.webhooks.models import WebhookDelivery, WebhookEndpoint
+from app.webhooks.service import new_secret
 from conftest import ADMIN, BASE_URL, World, bearer, make_settings
 
 EXAMPLES = 30
@@ -50,6 +56,29 @@ class Fuzzed:
     known: dict[str, str]  # path parameter → an existing resource's id
 
 
+def _webhook_endpoint(app: FastAPI, slug: str) -> uuid.UUID:
+    ctx: AppContext = app.state.ctx
+    with ctx.sessions() as session, session.begin():
+        issuer = session.scalars(select(Issuer).where(Issuer.slug == slug)).one()
+        endpoint = WebhookEndpoint(
+            issuer_id=issuer.id,
+            url="https://127.0.0.1:9/hooks",
+            events=["credential.issued", "credential.revoked"],
+            secret=new_secret(),
+        )
+        session.add(endpoint)
+        session.flush()
+        return endpoint.id
+
+
+def _a_delivery(app: FastAPI, endpoint_id: uuid.UUID) -> uuid.UUID:
+    ctx: AppContext = app.state.ctx
+    with ctx.sessions() as session:
+        return session.scalars(
+            select(WebhookDelivery.id).where(WebhookDelivery.endpoint_id == endpoint_id)
+        ).first() or pytest.fail("no webhook delivery was queued")
+
+
 @pytest.fixture(scope="module")
 def fuzzed(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Iterator[Fuzzed]:
     """One app on a SQLite copy of the migrated template, with an issuer and a credential in it."""
@@ -63,6 +92,9 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> I
         # a spare API key for DELETE …/api-keys/{key_id} to revoke, not the one the fuzz uses
         spare = client.post(f"/api/v1/issuers/{slug}/api-keys", json={}, headers=ADMIN)
         assert spare.status_code == 201, spare.text
+        # a webhook endpoint (written directly: its loopback URL is one the API refuses, and the
+        # dispatcher refuses to send to) and, by the issuance below, one delivery to it
+        endpoint_id = _webhook_endpoint(app, slug)
         # a spare credential for the fuzzer to revoke or suspend; `credential` must stay valid
         expendable = World(client).credential(
             issuer["api_key"]["key"], credential["achievement_id"]
@@ -73,6 +105,18 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> I
             f"/api/v1/manage/{token}/portfolio", json={"handle": "fuzz", "display_name": "Fuzz"}
         )
         assert joined.status_code == 201, joined.text
+        # a bulk job, for GET /api/v1/jobs/{job_id}
+        job = client.post(
+            "/api/v1/credentials/batch",
+            json=[
+                {
+                    "achievement_id": credential["achievement_id"],
+                    "recipient": {"did": "did:example:fuzz"},
+                }
+            ],
+            headers=bearer(issuer["api_key"]["key"]),
+        )
+        assert job.status_code == 202, job.text
         yield Fuzzed(
             app=app,
             client=client,
@@ -88,6 +132,9 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> I
                 "seq": "1",
                 "token": token,
                 "handle": "fuzz",
+                "endpoint_id": str(endpoint_id),
+                "delivery_id": str(_a_delivery(app, endpoint_id)),
+                "job_id": job.json()["id"],
             },
         )
 

@@ -25,3 +25,13 @@ def list_for_issuer(
     return session.scalars(
         query.order_by(Achievement.created_at, Achievement.id).limit(limit)
     ).all()
+
+
+def of_issuer(
+    session: Session, issuer_id: uuid.UUID, ids: Sequence[uuid.UUID]
+) -> Sequence[Achievement]:
+    if not ids:
+        return []
+    return session.scalars(
+        select(Achievement).where(Achievement.issuer_id == issuer_id, Achievement.id.in_(ids))
+    ).all()

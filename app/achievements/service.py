@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -47,6 +48,13 @@ def get_achievement(
     if achievement is None or (issuer is not None and achievement.issuer_id != issuer.id):
         raise AchievementNotFound(f"No achievement {achievement_id}.")
     return achievement
+
+
+def achievements_of(
+    session: Session, *, issuer: Issuer, ids: Iterable[uuid.UUID]
+) -> Sequence[Achievement]:
+    """The issuer's achievements among `ids` (others' and unknown ids are simply absent)."""
+    return repository.of_issuer(session, issuer.id, sorted(set(ids)))
 
 
 def achievement_url(settings: Settings, achievement_id: uuid.UUID) -> str:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from app.audit import repository
 from app.audit.models import AuditEvent, AuditEventType, AuditHead
 from app.audit.schemas import ChainBreak, ChainReport
-from app.core.db import utcnow
+from app.core.db import bulk_insert, utcnow
 from app.core.errors import BadRequest
 
 GENESIS = "0" * 64
@@ -110,6 +110,53 @@ def append(
     head.hash = digest
     session.flush()
     return event
+
+
+def append_many(
+    session: Session,
+    *,
+    issuer_id: uuid.UUID,
+    events: Sequence[tuple[AuditEventType, str | None, dict[str, Any]]],
+) -> None:
+    """Append many events to the issuer's chain at once (bulk issuance): one lock, one insert.
+
+    The links are the same as `append` would write one by one: each event hashes its predecessor.
+    """
+    if not events:
+        return
+    head = lock_chain(session, issuer_id)
+    seq, prev = head.seq, head.hash
+    created_at = utcnow()
+    rows: list[dict[str, Any]] = []
+    for event_type, subject, data in events:
+        seq += 1
+        digest = event_hash(
+            prev_hash=prev,
+            issuer_id=issuer_id,
+            seq=seq,
+            event_type=event_type.value,
+            subject=subject,
+            data=data,
+            created_at=created_at,
+        )
+        rows.append(
+            {
+                "id": uuid.uuid4(),
+                "issuer_id": issuer_id,
+                "seq": seq,
+                "type": event_type.value,
+                "subject": subject,
+                "data": data,
+                "created_at": created_at,
+                "prev_hash": prev,
+                "hash": digest,
+            }
+        )
+        prev = digest
+    bulk_insert(session, AuditEvent.__table__, rows)
+    head.seq = seq
+    head.hash = prev
+    session.flush()
 
 
 def list_events(

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from app.badges.qr import qr_png, qr_svg
 from app.badges.render import BadgeInfo, badge_png, badge_svg
 from app.core.cache import CachedImage
 from app.core.config import Settings
-from app.core.deps import ContextDep, ReadSessionDep
+from app.core.context import AppContext
+from app.core.deps import ContextDep
 from app.core.errors import NotFound
 from app.credentials import service as credentials_service
 from app.credentials.models import Credential
@@ -25,45 +27,78 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 
 def _serve(request: Request, image: CachedImage) -> Response:
     headers = {"ETag": image.etag, "Cache-Control": IMMUTABLE}
-    if_none_match = request.headers.get("if-none-match", "")
-    if (
-        image.etag in {tag.strip() for tag in if_none_match.split(",")}
-        or if_none_match.strip() == "*"
-    ):
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None and _matches(if_none_match, image.etag):
         return Response(status_code=304, headers=headers)
     return Response(image.body, media_type=image.media_type, headers=headers)
 
 
-def _qr_route(
-    kind: str, render: Callable[[str], bytes], media_type: str
-) -> Callable[..., Response]:
-    def handler(
-        credential_id: str, request: Request, session: ReadSessionDep, ctx: ContextDep
-    ) -> Response:
-        try:
-            record_id = uuid.UUID(credential_id)
-        except ValueError:
-            raise NotFound(f"No credential {credential_id}.") from None
-        cache = ctx.images
+def _matches(if_none_match: str, etag: str) -> bool:
+    """RFC 9110 §13.1.2: If-None-Match compares weakly (a `W/` prefix does not matter)."""
+    if if_none_match.strip() == "*":
+        return True
+    return any(tag.strip().removeprefix("W/") == etag for tag in if_none_match.split(","))
+
+
+def _image(body: bytes, media_type: str) -> CachedImage:
+    return CachedImage(
+        body=body, etag=f'"{hashlib.sha256(body).hexdigest()[:32]}"', media_type=media_type
+    )
+
+
+def _record_id(credential_id: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(credential_id)
+    except ValueError:
+        raise NotFound(f"No credential {credential_id}.") from None
+
+
+Renderer = Callable[[AppContext, Credential], CachedImage]
+
+
+def _cached_image_route(kind: str, render: Renderer) -> Callable[..., Awaitable[Response]]:
+    """A route serving an immutable image of a credential from memory, rendering it once.
+
+    The image of a credential id never changes, and only ids that exist are ever cached: a hit
+    is answered on the event loop, with no database read and no worker thread. A miss takes a
+    database slot and then a worker thread (as core.deps does) to read the record, which 404s
+    for unknown ids, and to render: CPU work never runs on the event loop.
+    """
+
+    async def handler(credential_id: str, request: Request, ctx: ContextDep) -> Response:
+        record_id = _record_id(credential_id)
         key = f"{record_id}.{kind}"
-        image = cache.get(key)
+        image = ctx.images.get(key)
         if image is None:
-            credentials_service.get_credential(
-                session, credential_id=record_id
-            )  # 404 for unknown ids
-            body = render(credentials_service.credential_url(ctx.settings, record_id))
-            image = CachedImage(
-                body=body, etag=f'"{hashlib.sha256(body).hexdigest()[:32]}"', media_type=media_type
-            )
-            cache.put(key, image)
+            async with ctx.db_slots():
+                image = await run_in_threadpool(_render_and_cache, ctx, record_id, key, render)
         return _serve(request, image)
 
     return handler
 
 
+def _render_and_cache(
+    ctx: AppContext, record_id: uuid.UUID, key: str, render: Renderer
+) -> CachedImage:
+    with ctx.read_sessions() as session:
+        record = credentials_service.get_credential(session, credential_id=record_id)  # or 404
+    image = render(ctx, record)
+    ctx.images.put(key, image)
+    return image
+
+
+def _qr(render: Callable[[str], bytes], media_type: str) -> Renderer:
+    def qr(ctx: AppContext, record: Credential) -> CachedImage:
+        return _image(
+            render(credentials_service.credential_url(ctx.settings, record.id)), media_type
+        )
+
+    return qr
+
+
 public.add_api_route(
     "/credentials/{credential_id}/qr.svg",
-    _qr_route("svg", qr_svg, "image/svg+xml"),
+    _cached_image_route("svg", _qr(qr_svg, "image/svg+xml")),
     methods=["GET"],
     summary="QR code (SVG) of the credential URL",
     response_class=Response,
@@ -71,7 +106,7 @@ public.add_api_route(
 )
 public.add_api_route(
     "/credentials/{credential_id}/qr.png",
-    _qr_route("png", qr_png, "image/png"),
+    _cached_image_route("png", _qr(qr_png, "image/png")),
     methods=["GET"],
     summary="QR code (PNG) of the credential URL",
     response_class=Response,
@@ -105,34 +140,16 @@ def _image_url(image: object) -> str | None:
     return None
 
 
-def _badge_route(
-    kind: str, render: Callable[[BadgeInfo], bytes], media_type: str
-) -> Callable[..., Response]:
-    # A sync route: FastAPI runs it in the thread pool, so rendering never blocks the event loop.
-    def handler(
-        credential_id: str, request: Request, session: ReadSessionDep, ctx: ContextDep
-    ) -> Response:
-        try:
-            record_id = uuid.UUID(credential_id)
-        except ValueError:
-            raise NotFound(f"No credential {credential_id}.") from None
-        key = f"{record_id}.badge.{kind}"
-        image = ctx.images.get(key)
-        if image is None:
-            record = credentials_service.get_credential(session, credential_id=record_id)
-            body = render(_badge_info(ctx.settings, record))
-            image = CachedImage(
-                body=body, etag=f'"{hashlib.sha256(body).hexdigest()[:32]}"', media_type=media_type
-            )
-            ctx.images.put(key, image)
-        return _serve(request, image)
+def _badge(render: Callable[[BadgeInfo], bytes], media_type: str) -> Renderer:
+    def badge(ctx: AppContext, record: Credential) -> CachedImage:
+        return _image(render(_badge_info(ctx.settings, record)), media_type)
 
-    return handler
+    return badge
 
 
 public.add_api_route(
     "/credentials/{credential_id}/badge.svg",
-    _badge_route("svg", badge_svg, "image/svg+xml"),
+    _cached_image_route("badge.svg", _badge(badge_svg, "image/svg+xml")),
     methods=["GET"],
     summary="Baked badge image (SVG) carrying the credential's JWT",
     description=(
@@ -148,7 +165,7 @@ public.add_api_route(
 )
 public.add_api_route(
     "/credentials/{credential_id}/badge.png",
-    _badge_route("png", badge_png, "image/png"),
+    _cached_image_route("badge.png", _badge(badge_png, "image/png")),
     methods=["GET"],
     summary="Baked badge image (PNG) carrying the credential's JWT",
     description=(

@@ -43,6 +43,24 @@ class Settings(BaseSettings):
     fetch_cache_ttl: float = Field(default=300.0, ge=0)
     # An extra CA certificate file trusted for fetches, beside the public roots (tests, private PKI).
     fetch_ca_bundle: Path | None = None
+    # Bulk issuance: rows and bytes one `POST /api/v1/credentials/batch` may carry; rows signed
+    # and stored per transaction; seconds an idle job runner sleeps between looks at the queue.
+    batch_max_rows: int = Field(default=10_000, ge=1, le=1_000_000)
+    batch_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    job_chunk_size: int = Field(default=500, ge=1, le=10_000)
+    job_poll_interval: float = Field(default=1.0, gt=0, le=60)
+    # Run the background threads (the bulk-job runner and the webhook dispatcher) in this process.
+    # Turn off in processes that should only serve requests; some process must run them.
+    background_workers: bool = True
+    # Webhooks: seconds between two polls of the outbox by the dispatcher.
+    webhook_poll_interval: float = Field(default=1.0, gt=0, le=60)
+    # Seconds to connect and to wait for the receiver's answer to one delivery attempt.
+    webhook_timeout: float = Field(default=10.0, gt=0, le=60)
+    # Retries wait base * 2^(attempt-1) seconds (with jitter), at most the max interval.
+    webhook_retry_base: float = Field(default=5.0, gt=0)
+    webhook_retry_max_interval: float = Field(default=3600.0, gt=0)
+    # Attempts before a delivery is given up as failed (it can still be replayed).
+    webhook_max_attempts: int = Field(default=12, ge=1, le=100)
 
     @field_validator("base_url")
     @classmethod

@@ -30,6 +30,10 @@ class AppContext:
     images: ImageCache = field(default_factory=lambda: ImageCache(4096))
     # Requests holding a database session at once: the pool's capacity (see core.deps).
     db_capacity: int = 15
+    # Sessions of the verify API, which only reads, mostly one statement: on PostgreSQL in
+    # autocommit, which saves the BEGIN and ROLLBACK round trips around it (at READ COMMITTED
+    # every statement sees its own snapshot anyway). None: `read_sessions`.
+    verify_sessions: sessionmaker[Session] | None = None
     _slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = field(
         default_factory=weakref.WeakKeyDictionary
     )
@@ -45,6 +49,7 @@ class AppContext:
     @classmethod
     def build(cls, settings: Settings) -> AppContext:
         engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
+        readers = read_only(engine)
         passphrase = (
             settings.keys_passphrase.get_secret_value() if settings.keys_passphrase else None
         )
@@ -52,12 +57,26 @@ class AppContext:
             settings=settings,
             engine=engine,
             sessions=make_sessionmaker(engine),
-            read_sessions=make_sessionmaker(read_only(engine)),
+            read_sessions=make_sessionmaker(readers),
+            verify_sessions=make_sessionmaker(
+                readers.execution_options(isolation_level="AUTOCOMMIT")
+            )
+            if engine.dialect.name == "postgresql"
+            else None,
             keystore=KeyStore(settings.keys_dir, passphrase),
             fetcher=Fetcher.from_settings(settings),
             images=ImageCache(settings.qr_cache_size),
             db_capacity=pool_capacity(settings.db_pool_size),
         )
+
+    def ping_database(self) -> None:
+        """Whether the database answers: a pooled connection and `SELECT 1` on the engine of
+        verification (on PostgreSQL outside any transaction: no BEGIN/ROLLBACK round trips; on
+        SQLite without the write slot)."""
+        sessions = self.verify_sessions or self.read_sessions
+        engine: Engine = sessions.kw["bind"]
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
 
     def close(self) -> None:
         self.engine.dispose()

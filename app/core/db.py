@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import (
+    JSON,
+    Connection,
+    DateTime,
+    Engine,
+    MetaData,
+    Row,
+    create_engine,
+    event,
+    insert,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -152,6 +163,61 @@ def add_unless_conflict(session: Session, row: Base) -> bool:
         return False
     savepoint.commit()
     return True
+
+
+def insert_ignoring_conflicts(
+    session: Session, table: Any, rows: Sequence[dict[str, Any]], *returning: Any
+) -> list[Row[Any]]:
+    """Bulk-insert `rows` (executemany), skipping those a unique constraint refuses.
+
+    Returns the `returning` columns of the rows actually inserted: what is missing was taken by a
+    concurrent writer (another thread, process or replica), which the caller then looks up.
+    """
+    if not rows:
+        return []
+    name = session.get_bind().dialect.name
+    if name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        statement: Any = pg_insert(table).on_conflict_do_nothing()
+    elif name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        statement = sqlite_insert(table).on_conflict_do_nothing()
+    else:  # pragma: no cover - the two supported backends are above
+        raise NotImplementedError(f"no conflict-ignoring insert for {name}")
+    if not returning:
+        session.execute(statement, list(rows))
+        return []
+    return list(session.execute(statement.returning(*returning), list(rows)).all())
+
+
+def bulk_insert(session: Session, table: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert many rows in the session's transaction, as fast as the backend allows.
+
+    PostgreSQL gets `COPY … FROM STDIN` (psycopg adapts the values in C: several times the rate of
+    an executemany INSERT for wide rows); SQLite gets an executemany INSERT. Values must be what
+    the columns store (UTC-aware datetimes, UUIDs, dicts for JSON columns).
+    """
+    if not rows:
+        return
+    columns = list(rows[0])
+    if session.get_bind().dialect.name != "postgresql":
+        session.execute(insert(table), list(rows))
+        return
+    raw = session.connection().connection.driver_connection
+    if raw is None:  # pragma: no cover - a checked-out connection always has its driver's
+        raise RuntimeError("no database connection")
+    names = ", ".join(f'"{c}"' for c in columns)
+    as_json = [isinstance(table.c[c].type, JSON) for c in columns]
+    with raw.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+        for row in rows:
+            copy.write_row(
+                [
+                    json.dumps(row[c]) if dump and row[c] is not None else row[c]
+                    for c, dump in zip(columns, as_json, strict=True)
+                ]
+            )
 
 
 def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:

@@ -18,7 +18,9 @@ from app.core.errors import Unauthorized
 from app.core.security import same_secret
 
 
-def get_context(request: Request) -> AppContext:
+# The two below are `async def` on purpose: FastAPI runs a plain `def` dependency in the thread
+# pool, a hop that costs far more than reading an attribute (every request would pay it).
+async def get_context(request: Request) -> AppContext:
     ctx: AppContext = request.app.state.ctx
     return ctx
 
@@ -26,7 +28,7 @@ def get_context(request: Request) -> AppContext:
 ContextDep = Annotated[AppContext, Depends(get_context)]
 
 
-def get_settings(ctx: ContextDep) -> Settings:
+async def get_settings(ctx: ContextDep) -> Settings:
     return ctx.settings
 
 
@@ -84,7 +86,7 @@ issuer_bearer = HTTPBearer(
 )
 
 
-def require_admin(
+async def require_admin(  # async: a constant-time compare needs no worker thread
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(admin_bearer)],
 ) -> None:

@@ -1,4 +1,5 @@
-"""The one way this service reaches out to other sites: a guarded HTTPS GET with a cache.
+"""The one way this service reaches out to other sites: a guarded HTTPS GET with a cache
+(and the POST that delivers webhooks, through the same guard).
 
 Verification must read what foreign issuers publish (DID documents, JWKS, status lists), and a
 verifier that fetches whatever URL a credential names is a server-side request forgery tool. So
@@ -29,6 +30,7 @@ import ssl
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -183,6 +185,40 @@ class Fetcher:
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise RemoteFetchError(f"{url} did not return JSON") from exc
 
+    def check_url(self, url: str) -> None:
+        """Refuse (RefusedAddress) a URL this service must not connect to, as `get` and `post` do.
+
+        Resolves the host: RemoteFetchError when it cannot be resolved.
+        """
+        self._addresses(self._checked_url(url))
+
+    def post(
+        self,
+        url: str,
+        *,
+        content: bytes,
+        headers: Mapping[str, str],
+        timeout: float | None = None,
+    ) -> int:
+        """POST `content` to `url` through the same guard as `get`; the answer's status code.
+
+        Redirects are not followed (a 3xx is the answer) and the response body is not read.
+        Nothing is cached. `timeout` (seconds to connect and to wait for the answer) defaults to
+        the fetcher's. RefusedAddress / RemoteFetchError when the request could not be made.
+        """
+        target = self._checked_url(url)
+        addresses = self._addresses(target)
+        response = self._open(
+            target,
+            addresses,
+            method="POST",
+            headers={"User-Agent": "microcred-webhooks", **headers},
+            content=content,
+            timeout=timeout,
+        )
+        response.close()
+        return response.status_code
+
     # --- internals ------------------------------------------------------------------------------
 
     def _cached(self, key: tuple[str, str]) -> tuple[str, bytes] | None:
@@ -202,7 +238,16 @@ class Fetcher:
         origin = (target.host, target.port)
         for _ in range(MAX_REDIRECTS + 1):
             addresses = self._addresses(target)
-            response = self._open(target, addresses, accept)
+            response = self._open(
+                target,
+                addresses,
+                headers={
+                    "Accept": accept,
+                    # Compressed bodies are refused: the size cap must bound what we hold.
+                    "Accept-Encoding": "identity",
+                    "User-Agent": "microcred-verifier",
+                },
+            )
             try:
                 if response.status_code in _REDIRECTS and "location" in response.headers:
                     try:
@@ -275,20 +320,25 @@ class Fetcher:
             raise RemoteFetchError(f"cannot resolve {url.host}: no address")
         return addresses
 
-    def _open(self, url: httpx.URL, addresses: list[IPAddress], accept: str) -> httpx.Response:
+    def _open(
+        self,
+        url: httpx.URL,
+        addresses: list[IPAddress],
+        *,
+        headers: Mapping[str, str],
+        method: str = "GET",
+        content: bytes | None = None,
+        timeout: float | None = None,
+    ) -> httpx.Response:
         """Send the request to the first validated address that accepts a connection."""
         error: Exception | None = None
         for ip in addresses:
             request = self._client.build_request(
-                "GET",
+                method,
                 url.copy_with(host=str(ip)),
-                headers={
-                    "Host": url.netloc.decode("ascii"),
-                    "Accept": accept,
-                    # Compressed bodies are refused: the size cap must bound what we hold.
-                    "Accept-Encoding": "identity",
-                    "User-Agent": "microcred-verifier",
-                },
+                headers={**headers, "Host": url.netloc.decode("ascii")},
+                content=content,
+                timeout=httpx.Timeout(timeout) if timeout is not None else httpx.USE_CLIENT_DEFAULT,
                 # TLS still verifies the certificate against the hostname (and sends it as SNI).
                 extensions={"sni_hostname": url.host},
             )

@@ -22,6 +22,8 @@ class Credential(Base):
     __tablename__ = "credentials"
     __table_args__ = (
         UniqueConstraint("issuer_id", "idempotency_key"),
+        # The issuer's own id for the row of a bulk submission: the same row never issues twice.
+        UniqueConstraint("issuer_id", "external_id", name="uq_credentials_issuer_external_id"),
         UniqueConstraint("revocation_list_id", "revocation_index"),
         UniqueConstraint("suspension_list_id", "suspension_index"),
         Index("ix_credentials_issuer_issued", "issuer_id", "issued_at", "id"),
@@ -47,6 +49,7 @@ class Credential(Base):
     jwt: Mapped[str] = mapped_column(Text)
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     request_hash: Mapped[str | None] = mapped_column(String(64))
+    external_id: Mapped[str | None] = mapped_column(String(255))
     # Lifecycle: the status lists' bits are derived from these columns, in the same transaction.
     status: Mapped[CredentialStatus] = mapped_column(
         String(16), default=CredentialStatus.active, server_default=CredentialStatus.active.value

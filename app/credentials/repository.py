@@ -54,3 +54,20 @@ def list_for_issuer(
     if after is not None:
         query = query.where(tuple_(Credential.issued_at, Credential.id) > tuple_(*after))
     return session.scalars(query.order_by(Credential.issued_at, Credential.id).limit(limit)).all()
+
+
+def ids_by_external_id(
+    session: Session, issuer_id: uuid.UUID, external_ids: Sequence[str]
+) -> dict[str, uuid.UUID]:
+    """The credentials already issued for these external ids (bulk idempotency)."""
+    found: dict[str, uuid.UUID] = {}
+    wanted = list(dict.fromkeys(external_ids))
+    for start in range(0, len(wanted), 1000):
+        chunk = wanted[start : start + 1000]
+        for external_id, credential_id in session.execute(
+            select(Credential.external_id, Credential.id).where(
+                Credential.issuer_id == issuer_id, Credential.external_id.in_(chunk)
+            )
+        ):
+            found[str(external_id)] = credential_id
+    return found

@@ -27,6 +27,8 @@ from app.issuers import service as issuers_service
 from app.issuers.models import Issuer
 from app.status import service as status_service
 from app.status.models import StatusPurpose
+from app.webhooks import service as webhooks_service
+from app.webhooks.models import WebhookEventType
 
 
 class CredentialNotFound(NotFound):
@@ -188,6 +190,14 @@ def issue_credential(
         subject=credential["id"],
         data={"achievement": str(achievement.id), "kid": signer.kid},
     )
+    webhooks_service.enqueue(
+        session,
+        issuer_id=issuer.id,
+        event_type=WebhookEventType.credential_issued,
+        data=webhooks_service.credential_data(
+            record, url=credential["id"], issuer_slug=issuer.slug
+        ),
+    )
     return Issued(record=record, replayed=False, manage_token=manage_token)
 
 
@@ -251,6 +261,19 @@ def _changed(
         event_type=event,
         subject=str(record.id),
         data={"reason": reason},
+    )
+    issuer = session.get(Issuer, record.issuer_id)  # in the identity map: the caller's issuer
+    webhooks_service.enqueue(
+        session,
+        issuer_id=record.issuer_id,
+        # credential.revoked / .suspended / .unsuspended: the audit event's name
+        event_type=WebhookEventType(event.value),
+        data=webhooks_service.credential_data(
+            record,
+            url=credential_json(record)["id"],
+            issuer_slug=issuer.slug if issuer is not None else "",
+            reason=reason,
+        ),
     )
     return record
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
@@ -11,6 +13,7 @@ from fastapi.responses import Response
 from app.core.cache import CachedImage
 from app.core.deps import ContextDep, ReadSessionDep
 from app.core.web import JSON_TYPES, JWT_TYPES, preferred
+from app.issuers import service as issuers_service
 from app.status import service
 
 public = APIRouter(tags=["public"])
@@ -49,7 +52,14 @@ def status_list(
         )
         not in JWT_TYPES
     )
-    key = f"status:{status_list.id}:{status_list.version}:{'json' if as_json else 'jwt'}"
+    # The signed list is cached per version of the bits, per signing key (a rotation or a
+    # compromise on any replica changes the active key, read here from the database), and per
+    # half-lifetime window: a list is re-signed at least every TTL/2, so what is served always
+    # has half its validity ahead of it, and replicas agree on the ETag of a window.
+    signing_key = issuers_service.active_key_id(session, issuer=issuer)
+    window = int(time.time() // (service.LIST_CREDENTIAL_TTL.total_seconds() / 2))
+    version = f"{status_list.version}:{signing_key}:{window}"
+    key = f"status:{status_list.id}:{version}:{'json' if as_json else 'jwt'}"
     cached = ctx.images.get(key)
     if cached is None:
         signed = service.build_list_credential(
@@ -61,8 +71,10 @@ def status_list(
         )
         body = json.dumps(signed.credential).encode() if as_json else signed.jwt.encode()
         media = "application/vc+ld+json" if as_json else "application/vc+jwt"
+        digest = hashlib.sha256(f"{status_list.id}:{version}".encode()).hexdigest()[:20]
+        # Weak: two replicas sign the same bits in the same window with different bytes.
         cached = CachedImage(
-            body=body, etag=signed.etag[:-1] + ('-j"' if as_json else '-t"'), media_type=media
+            body=body, etag=f'W/"{digest}-{"j" if as_json else "t"}"', media_type=media
         )
         ctx.images.put(key, cached)
     headers = {"ETag": cached.etag, "Cache-Control": CACHE_CONTROL, "Vary": "Accept"}

@@ -98,7 +98,7 @@ def _credential_from_body(content_type: str, body: bytes) -> str | dict[str, Any
         415: {"description": "An unsupported content type, or an upload that is not PNG or SVG"},
     },
 )
-async def verify_credential(request: Request, ctx: ContextDep) -> VerificationResult:
+async def verify_credential(request: Request, ctx: ContextDep) -> Response:
     """Verify a credential (JWT, JSON, or a baked PNG/SVG badge); 200 with `verified: false` when it does not verify."""
     content_type = request.headers.get("content-type", "")
     if content_type.split(";", 1)[0].strip().lower() == MULTIPART:
@@ -109,7 +109,10 @@ async def verify_credential(request: Request, ctx: ContextDep) -> VerificationRe
     # A database slot before a worker thread (see core.deps): waiting for a pooled connection
     # inside a thread could starve the threads that requests holding connections need to finish.
     async with ctx.db_slots():
-        return await run_in_threadpool(_verify_in_session, ctx, credential)
+        result = await run_in_threadpool(_verify_in_session, ctx, credential)
+    # Serialised here, once: returned as a model, it would be validated again against
+    # `response_model` (which stays declared, for the OpenAPI document).
+    return Response(result.model_dump_json(), media_type="application/json")
 
 
 async def _uploaded_image(request: Request) -> bytes:
@@ -122,7 +125,7 @@ async def _uploaded_image(request: Request) -> bytes:
 
 
 def _verify_in_session(ctx: AppContext, credential: str | dict[str, Any]) -> VerificationResult:
-    with ctx.read_sessions() as session:
+    with (ctx.verify_sessions or ctx.read_sessions)() as session:
         verifier = Verifier(
             session=session, settings=ctx.settings, key_cache=ctx.public_keys, fetcher=ctx.fetcher
         )

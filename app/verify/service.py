@@ -7,15 +7,17 @@ the status `unknown`: the verifier never reports a fact it did not establish.
 
 from __future__ import annotations
 
+import hashlib
 import re
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, TypeGuard
 from urllib.parse import urlsplit
 
-from jwt.exceptions import PyJWTError
 from sqlalchemy.orm import Session
 
 from app.core import jose
@@ -31,6 +33,7 @@ from app.status import bitstring
 from app.status import repository as status_repository
 from app.status import service as status_service
 from app.status.models import StatusList
+from app.verify import repository as verify_repository
 from app.verify.keys import (
     KeyCompromised,
     KeyNotFound,
@@ -69,6 +72,7 @@ class Verification:
     )
     header: dict[str, Any] | None = None
     record: Credential | None = None  # our own issuance record, when the credential is ours
+    record_read: bool = False  # whether `record` was looked up already (it may be None)
     jwt: str | None = None
     revocation: str | None = None  # "revoked" | "suspended" once status lists say so
 
@@ -180,16 +184,11 @@ class Verifier:
             )
             return self._skip_rest(v)
         try:
-            header, payload = jose.unverified_parts(token)
+            jws = jose.parse(token)  # read once: the signature is checked on these very bytes
         except jose.JoseError as exc:
             v.add(CheckName.format, CheckResult.fail, str(exc))
             return self._skip_rest(v)
-        except PyJWTError as exc:
-            # PyJWT validates some header members (a non-string kid, an unknown `crit`) while it
-            # reads the header and raises InvalidTokenError, which jose.unverified_parts does not
-            # translate: without this a forged header would be a 500 instead of a format failure.
-            v.add(CheckName.format, CheckResult.fail, f"malformed JWS header: {exc}")
-            return self._skip_rest(v)
+        header, payload = jws.header, jws.payload
         v.header = header
         credential, problem = _credential_from_payload(header, payload)
         if credential is None:
@@ -197,12 +196,16 @@ class Verifier:
             return self._skip_rest(v)
         v.credential = credential
         v.add(CheckName.format, CheckResult.pass_, problem)
-        self._check_proof(v, token, header, payload, credential)
-        self._check_validity(v, credential, payload)
-        self._check_schema(v, credential)
         cred_id = credential.get("id")
-        # Our own credential: its record answers the status check too (one query, not three).
-        v.record = self._own_record(cred_id) if isinstance(cred_id, str) else None
+        record_id = self._own_record_id(cred_id) if isinstance(cred_id, str) else None
+        # Our own credential signed by our own key: the key's row and the issuance record are
+        # read together (one query), and the record answers the status check too.
+        self._check_proof(v, jws, credential, record_id=record_id)
+        self._check_validity(v, credential, payload)
+        # The schema result is a function of the signed payload alone: remembered by its bytes.
+        self._check_schema(v, credential, content_key=jws.payload_segment)
+        if not v.record_read:
+            v.record = self._record(record_id)
         self._check_status(v, credential)
         self._check_record(v, credential, token)
         return v
@@ -274,11 +277,12 @@ class Verifier:
     def _check_proof(
         self,
         v: Verification,
-        token: str,
-        header: dict[str, Any],
-        payload: dict[str, Any],
+        jws: jose.Jws,
         credential: dict[str, Any],
+        *,
+        record_id: uuid.UUID | None,
     ) -> None:
+        header, payload = jws.header, jws.payload
         issuer = credential.get("issuer")
         issuer_id = issuer.get("id") if isinstance(issuer, dict) else issuer
         if not isinstance(issuer_id, str) or not issuer_id:
@@ -296,7 +300,12 @@ class Verifier:
             v.add(CheckName.issuer, CheckResult.skipped, "Not checked: no usable key id.")
             return
         try:
-            resolved = self._resolve_key(kid=kid, header_jwk=header.get("jwk"), issuer_id=issuer_id)
+            resolved = self._resolve_key(
+                kid=kid,
+                header_jwk=header.get("jwk"),
+                issuer_id=issuer_id,
+                fetch_record=(v, record_id),
+            )
         except KeyCompromised as exc:
             v.add(CheckName.signature, CheckResult.fail, f"Compromised signing key: {exc}.")
             v.add(
@@ -320,7 +329,7 @@ class Verifier:
             )
             return
         try:
-            jose.verify(token, resolved.key)
+            jose.verify_jws(jws, resolved.key)
         except jose.JoseError as exc:
             v.add(CheckName.signature, CheckResult.fail, f"Signature invalid: {exc}.")
             v.add(CheckName.issuer, CheckResult.skipped, "Not checked: the signature is invalid.")
@@ -364,13 +373,20 @@ class Verifier:
                 f"The signing key belongs to the issuer {issuer_id}.",
             )
 
-    def _resolve_key(self, *, kid: str | None, header_jwk: Any, issuer_id: str) -> ResolvedKey:
+    def _resolve_key(
+        self,
+        *,
+        kid: str | None,
+        header_jwk: Any,
+        issuer_id: str,
+        fetch_record: tuple[Verification, uuid.UUID | None] | None = None,
+    ) -> ResolvedKey:
         prefix = self._our_did_prefix()
         if kid is not None and kid.startswith("#") and issuer_id.startswith("did:"):
             # A DID URL relative to the issuer's DID ('#z6Mk…', '#0'), as some issuers write it.
             kid = did_of(issuer_id) + kid
         if kid is not None and kid.startswith(prefix):
-            return self._our_key(kid, prefix)
+            return self._our_key(kid, prefix, fetch_record)
         if kid is None and header_jwk is None and issuer_id.startswith(prefix):
             raise KeyNotFound("the token names no key id, and our issuers always sign with one")
         remote = (
@@ -395,23 +411,39 @@ class Verifier:
     def _is_ours(self, ident: str) -> bool:
         return ident.startswith(self._our_did_prefix())
 
-    def _our_key(self, kid: str, prefix: str) -> ResolvedKey:
+    def _our_key(
+        self,
+        kid: str,
+        prefix: str,
+        fetch_record: tuple[Verification, uuid.UUID | None] | None = None,
+    ) -> ResolvedKey:
+        """One of our issuers' keys, read from the register; with `fetch_record` (the verification
+        and the credential's record id) the issuance record is read in the same query."""
         did, _, fragment = kid.partition("#")
         slug = did[len(prefix) :]
         if not fragment:
             raise KeyNotFound(f"{kid} names no key (no #fragment)")
-        issuer = issuers_repository.get_by_slug(self.session, slug)
-        if issuer is None:
-            raise KeyNotFound(f"{did} is not an issuer of this service")
-        record = issuers_repository.key_by_kid(self.session, issuer.id, fragment)
-        if record is None:
+        found = verify_repository.key_and_record(
+            self.session,
+            slug=slug,
+            key_id=fragment,
+            record_id=fetch_record[1] if fetch_record is not None else None,
+        )
+        if found is None:
+            if issuers_repository.get_by_slug(self.session, slug) is None:  # only to say which
+                raise KeyNotFound(f"{did} is not an issuer of this service")
             raise KeyNotFound(f"{did} has no key {fragment}")
+        state, record = found
+        if fetch_record is not None:
+            fetch_record[0].record = record
+            fetch_record[0].record_read = True
         # Status is read from the register on every verification (before the parsed-key cache),
-        # so a key marked compromised stops verifying at once, even if its key is cached.
-        if record.status == KeyStatus.compromised:
+        # so a key marked compromised stops verifying at once, even if its key is cached. The key
+        # material itself is immutable: the kid's fragment is its RFC 7638 thumbprint.
+        if state.status == KeyStatus.compromised:
             when = (
-                record.compromised_at.isoformat(timespec="seconds").replace("+00:00", "Z")
-                if record.compromised_at
+                state.compromised_at.isoformat(timespec="seconds").replace("+00:00", "Z")
+                if state.compromised_at
                 else "an unrecorded date"
             )
             raise KeyCompromised(
@@ -421,7 +453,7 @@ class Verifier:
         key = self.key_cache.get(kid)
         if key is None:
             try:
-                key = public_key_from_jwk(record.public_jwk)
+                key = public_key_from_jwk(state.public_jwk)
             except UnusableKey as exc:  # pragma: no cover - we only store keys we generated
                 raise KeyUnresolvable(str(exc)) from exc
             self.key_cache[kid] = key
@@ -469,58 +501,26 @@ class Verifier:
         else:
             v.add(CheckName.validity_period, CheckResult.pass_, "Valid, with no expiry date.")
 
-    def _check_schema(self, v: Verification, credential: dict[str, Any]) -> None:
-        types = credential.get("type")
-        types = types if isinstance(types, list) else [types]
-        contexts = credential.get("@context")
-        is_ob = "OpenBadgeCredential" in types or "AchievementCredential" in types
-        if not is_ob:
-            v.add(
-                CheckName.schema,
-                CheckResult.skipped,
-                "Not an Open Badges credential; the OB 3.0 schema does not apply.",
-            )
+    def _check_schema(
+        self, v: Verification, credential: dict[str, Any], *, content_key: str | None = None
+    ) -> None:
+        """The OB 3.0 schema check; `content_key` (the signed payload, which the credential is a
+        function of) lets the outcome be remembered: the same token is verified again and again."""
+        if content_key is None:
+            v.add(CheckName.schema, *_schema_outcome(credential))
             return
-        if (
-            not isinstance(contexts, list)
-            or not contexts
-            or contexts[0] != "https://www.w3.org/ns/credentials/v2"
-        ):
-            v.add(
-                CheckName.schema,
-                CheckResult.skipped,
-                "A VCDM 1.1 Open Badge; the official OB 3.0 schema here describes the VCDM 2.0 form.",
-            )
-            return
-        document = _strip_jwt_claims(credential)
-        status = document.get("credentialStatus")
-        note = ""
-        if _is_status_pair(status):
-            # The one deviation we accept: a revocation and a suspension entry side by side (VCDM 2.0
-            # allows an array; the strict OB 3.0 schema allows one object). Each entry is validated
-            # in place of the pair, so everything else is held to the schema as usual.
-            errors = [
-                err
-                for entry in status
-                for err in schema_errors({**document, "credentialStatus": entry})
-            ]
-            note = (
-                " (credentialStatus holds a revocation and a suspension entry, as VCDM 2.0 allows)"
-            )
-        else:
-            errors = schema_errors(document)
-        if errors:
-            v.add(
-                CheckName.schema,
-                CheckResult.fail,
-                "Does not match the OB 3.0 schema: " + "; ".join(errors),
-            )
-        else:
-            v.add(
-                CheckName.schema,
-                CheckResult.pass_,
-                "Matches the OB 3.0 AchievementCredential schema" + note + ".",
-            )
+        key = hashlib.sha256(content_key.encode()).digest()
+        with _SCHEMA_OUTCOMES_LOCK:
+            outcome = _SCHEMA_OUTCOMES.get(key)
+            if outcome is not None:
+                _SCHEMA_OUTCOMES.move_to_end(key)
+        if outcome is None:
+            outcome = _schema_outcome(credential)
+            with _SCHEMA_OUTCOMES_LOCK:
+                _SCHEMA_OUTCOMES[key] = outcome
+                while len(_SCHEMA_OUTCOMES) > _SCHEMA_OUTCOMES_MAX:
+                    _SCHEMA_OUTCOMES.popitem(last=False)
+        v.add(CheckName.schema, *outcome)
 
     def _check_status(self, v: Verification, credential: dict[str, Any]) -> None:
         raw = credential.get("credentialStatus")
@@ -714,15 +714,23 @@ class Verifier:
             purpose,
         )
 
-    def _own_record(self, credential_id: str) -> Credential | None:
+    def _own_record_id(self, credential_id: str) -> uuid.UUID | None:
+        """The record id of one of our credentials from its id (URL), without reading anything."""
         prefix = self.settings.url("/credentials/")
         if not credential_id.startswith(prefix):
             return None
         try:
-            record_id = uuid.UUID(credential_id[len(prefix) :])
+            return uuid.UUID(credential_id[len(prefix) :])
         except ValueError:
             return None
-        return credentials_repository.get(self.session, record_id)
+
+    def _record(self, record_id: uuid.UUID | None) -> Credential | None:
+        return (
+            credentials_repository.get(self.session, record_id) if record_id is not None else None
+        )
+
+    def _own_record(self, credential_id: str) -> Credential | None:
+        return self._record(self._own_record_id(credential_id))
 
     def _check_record(self, v: Verification, credential: dict[str, Any], token: str | None) -> None:
         cred_id = credential.get("id")
@@ -775,6 +783,52 @@ class Verifier:
             CheckResult.pass_,
             f"Matches the issuance record of {record.issued_at.date().isoformat()}.",
         )
+
+
+# Schema outcomes by SHA-256 of the signed payload segment (bounded LRU, shared by all threads).
+_SCHEMA_OUTCOMES: OrderedDict[bytes, tuple[CheckResult, str]] = OrderedDict()
+_SCHEMA_OUTCOMES_LOCK = threading.Lock()
+_SCHEMA_OUTCOMES_MAX = 4096
+
+
+def _schema_outcome(credential: dict[str, Any]) -> tuple[CheckResult, str]:
+    """(result, detail) of the OB 3.0 schema check: a pure function of the credential."""
+    types = credential.get("type")
+    types = types if isinstance(types, list) else [types]
+    contexts = credential.get("@context")
+    is_ob = "OpenBadgeCredential" in types or "AchievementCredential" in types
+    if not is_ob:
+        return (
+            CheckResult.skipped,
+            "Not an Open Badges credential; the OB 3.0 schema does not apply.",
+        )
+    if (
+        not isinstance(contexts, list)
+        or not contexts
+        or contexts[0] != "https://www.w3.org/ns/credentials/v2"
+    ):
+        return (
+            CheckResult.skipped,
+            "A VCDM 1.1 Open Badge; the official OB 3.0 schema here describes the VCDM 2.0 form.",
+        )
+    document = _strip_jwt_claims(credential)
+    status = document.get("credentialStatus")
+    note = ""
+    if _is_status_pair(status):
+        # The one deviation we accept: a revocation and a suspension entry side by side (VCDM 2.0
+        # allows an array; the strict OB 3.0 schema allows one object). Each entry is validated
+        # in place of the pair, so everything else is held to the schema as usual.
+        errors = [
+            err
+            for entry in status
+            for err in schema_errors({**document, "credentialStatus": entry})
+        ]
+        note = " (credentialStatus holds a revocation and a suspension entry, as VCDM 2.0 allows)"
+    else:
+        errors = schema_errors(document)
+    if errors:
+        return CheckResult.fail, "Does not match the OB 3.0 schema: " + "; ".join(errors)
+    return CheckResult.pass_, "Matches the OB 3.0 AchievementCredential schema" + note + "."
 
 
 def _issuer_id(credential: dict[str, Any]) -> str | None:

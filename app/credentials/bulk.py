@@ -1,0 +1,294 @@
+"""Bulk issuance: sign and store many credentials in one transaction with a few multi-row inserts.
+
+The single-issuance path (`service.issue_credential`) makes several round trips per credential;
+here one chunk of rows costs a handful: existing external ids, achievements, the signer, status
+indices, then one executemany each for credentials, audit events and webhook messages. The
+credentials are the same: `builder.build_credential` makes both.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, cast
+
+from sqlalchemy import Table
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.achievements import service as achievements_service
+from app.audit import service as audit_service
+from app.audit.models import AuditEventType
+from app.core import jose
+from app.core.config import Settings
+from app.core.db import bulk_insert, insert_ignoring_conflicts, utcnow
+from app.core.keys import KeyStore
+from app.credentials import builder, repository
+from app.credentials.models import Credential, CredentialStatus
+from app.credentials.service import credential_url
+from app.issuers import service as issuers_service
+from app.issuers.models import Issuer
+from app.status import service as status_service
+from app.status.models import StatusPurpose
+from app.webhooks import service as webhooks
+
+Outcome = Literal["issued", "existing", "failed"]
+
+
+@dataclass(frozen=True)
+class BulkRequest:
+    """One row to issue: `ref` is the caller's handle for it (the job's row number).
+
+    `data` is a validated `CredentialCreate` dumped as JSON (what a job stores for each row).
+    """
+
+    ref: int
+    data: dict[str, Any]
+    external_id: str | None = None
+
+    @property
+    def achievement_id(self) -> uuid.UUID:
+        return uuid.UUID(str(self.data["achievement_id"]))
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    ref: int
+    outcome: Outcome
+    credential_id: uuid.UUID | None = None
+    error: str | None = None
+
+
+def _when(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _recipient(data: dict[str, Any]) -> builder.Recipient:
+    r = data["recipient"]
+    subject_id = r.get("did") or r.get("url") or f"urn:uuid:{uuid.uuid4()}"
+    if r.get("email"):
+        salt = secrets.token_hex(16)
+        return builder.Recipient(
+            subject_id=subject_id,
+            email_hash=builder.identity_hash(builder.normalise_email(r["email"]), salt),
+            salt=salt,
+            name=r.get("name"),
+        )
+    return builder.Recipient(subject_id=subject_id, name=r.get("name"))
+
+
+def issue_many(
+    session: Session,
+    *,
+    settings: Settings,
+    keystore: KeyStore,
+    issuer: Issuer,
+    requests: Sequence[BulkRequest],
+) -> list[BulkResult]:
+    """Issue every request that can be issued; report the others. Flushes, never commits.
+
+    A row whose `external_id` already has a credential (an earlier submission, or a concurrent
+    one that won the race) is reported `existing` with that credential: nothing is issued twice.
+    A row that cannot be issued is reported `failed` and leaves nothing behind.
+    """
+    results: dict[int, BulkResult] = {}
+    external = [r.external_id for r in requests if r.external_id is not None]
+    known = repository.ids_by_external_id(session, issuer.id, external) if external else {}
+    achievement_of = {r.ref: r.achievement_id for r in requests}
+    achievements = {
+        a.id: a
+        for a in achievements_service.achievements_of(
+            session, issuer=issuer, ids=set(achievement_of.values())
+        )
+    }
+    documents = {
+        a_id: achievements_service.achievement_document(settings, a)
+        for a_id, a in achievements.items()
+    }
+    issued_at = utcnow()
+    now = issued_at.replace(microsecond=0)
+    todo: list[tuple[BulkRequest, uuid.UUID, datetime, datetime | None]] = []
+    for request in requests:
+        if request.external_id is not None and request.external_id in known:
+            results[request.ref] = BulkResult(
+                request.ref, "existing", credential_id=known[request.external_id]
+            )
+            continue
+        if achievement_of[request.ref] not in achievements:
+            results[request.ref] = BulkResult(
+                request.ref,
+                "failed",
+                error=f"achievement_id: no achievement {request.data['achievement_id']} of this issuer",
+            )
+            continue
+        start = _when(request.data.get("valid_from"))
+        valid_from = (start or now).replace(microsecond=0)
+        end = _when(request.data.get("valid_until"))
+        valid_until = end.replace(microsecond=0) if end else None
+        if valid_until is not None and valid_until <= valid_from:
+            results[request.ref] = BulkResult(
+                request.ref,
+                "failed",
+                error=f"valid_until: must be later than valid_from ({builder.isoformat(valid_from)})",
+            )
+            continue
+        todo.append((request, achievement_of[request.ref], valid_from, valid_until))
+
+    if todo:
+        _sign_and_store(
+            session,
+            settings=settings,
+            keystore=keystore,
+            issuer=issuer,
+            todo=todo,
+            documents=documents,
+            issued_at=issued_at,
+            results=results,
+        )
+    return [results[r.ref] for r in requests]
+
+
+def _sign_and_store(
+    session: Session,
+    *,
+    settings: Settings,
+    keystore: KeyStore,
+    issuer: Issuer,
+    todo: list[tuple[BulkRequest, uuid.UUID, datetime, datetime | None]],
+    documents: dict[uuid.UUID, dict[str, Any]],
+    issued_at: datetime,
+    results: dict[int, BulkResult],
+) -> None:
+    signer = issuers_service.signer_for(
+        session, settings=settings, keystore=keystore, issuer=issuer
+    )
+    profile = issuers_service.profile_document(settings, issuer)
+    revocations = status_service.allocate_many(
+        session, issuer=issuer, purpose=StatusPurpose.revocation, count=len(todo)
+    )
+    suspensions = (
+        status_service.allocate_many(
+            session, issuer=issuer, purpose=StatusPurpose.suspension, count=len(todo)
+        )
+        if issuer.suspension
+        else []
+    )
+    awarded = issued_at.replace(microsecond=0)
+    rows: list[dict[str, Any]] = []
+    by_id: dict[uuid.UUID, BulkRequest] = {}
+    for n, (request, achievement_id, valid_from, valid_until) in enumerate(todo):
+        credential_id = uuid.uuid4()
+        recipient = _recipient(request.data)
+        allocations = [revocations[n]] + ([suspensions[n]] if suspensions else [])
+        entries = [status_service.status_entry(settings, issuer.slug, a) for a in allocations]
+        credential = builder.build_credential(
+            credential_id=credential_url(settings, credential_id),
+            issuer_profile=profile,
+            achievement=documents[achievement_id],
+            recipient=recipient,
+            valid_from=valid_from,
+            valid_until=valid_until,
+            awarded=awarded,
+            evidence=request.data.get("evidence") or None,
+            credential_status=entries[0] if len(entries) == 1 else entries,
+        )
+        token = jose.sign(
+            builder.jwt_claims(credential),
+            key=signer.key,
+            algorithm=signer.algorithm,
+            kid=signer.kid,
+        )
+        by_id[credential_id] = request
+        rows.append(
+            {
+                "id": credential_id,
+                "issuer_id": issuer.id,
+                "achievement_id": achievement_id,
+                "signing_key_id": signer.signing_key_id,
+                "subject_id": recipient.subject_id,
+                "recipient_hash": recipient.email_hash,
+                "recipient_salt": recipient.salt,
+                "recipient_name": recipient.name,
+                "valid_from": valid_from,
+                "valid_until": valid_until,
+                "issued_at": issued_at,
+                "jwt": token,
+                "external_id": request.external_id,
+                "status": CredentialStatus.active.value,
+                "revocation_list_id": revocations[n].status_list.id,
+                "revocation_index": revocations[n].index,
+                "suspension_list_id": suspensions[n].status_list.id if suspensions else None,
+                "suspension_index": suspensions[n].index if suspensions else None,
+                "recipient_name_hidden": False,
+            }
+        )
+    inserted = _insert(session, rows)
+    lost = [(n, row) for n, row in enumerate(rows) if row["id"] not in inserted]
+    if lost:
+        # A concurrent submission stored these external ids first: report theirs, free our indices.
+        status_service.release(
+            session,
+            [revocations[n] for n, _ in lost] + [suspensions[n] for n, _ in lost if suspensions],
+        )
+        winners = repository.ids_by_external_id(
+            session, issuer.id, [row["external_id"] for _, row in lost if row["external_id"]]
+        )
+        for _, row in lost:
+            request = by_id[row["id"]]
+            winner = winners.get(row["external_id"]) if row["external_id"] else None
+            results[request.ref] = (
+                BulkResult(request.ref, "existing", credential_id=winner)
+                if winner is not None
+                else BulkResult(
+                    request.ref, "failed", error="a concurrent write refused this row; resubmit it"
+                )
+            )
+    stored = [row for row in rows if row["id"] in inserted]
+    for row in stored:
+        request = by_id[row["id"]]
+        results[request.ref] = BulkResult(request.ref, "issued", credential_id=row["id"])
+    audit_service.append_many(
+        session,
+        issuer_id=issuer.id,
+        events=[
+            (
+                AuditEventType.credential_issued,
+                credential_url(settings, row["id"]),
+                {"achievement": str(row["achievement_id"]), "kid": signer.kid},
+            )
+            for row in stored
+        ],
+    )
+    webhooks.enqueue_many(
+        session,
+        issuer_id=issuer.id,
+        events=[("credential.issued", issued_event(settings, issuer, row)) for row in stored],
+    )
+
+
+def _insert(session: Session, rows: list[dict[str, Any]]) -> set[uuid.UUID]:
+    """Insert the credentials; the ids stored. A plain multi-row insert first (the common case,
+    and the fastest); only when a concurrent submission took some external ids does it retry
+    skipping those rows."""
+    table = cast(Table, Credential.__table__)
+    try:
+        with session.begin_nested():
+            bulk_insert(session, table, rows)
+        return {row["id"] for row in rows}
+    except IntegrityError:
+        return {row[0] for row in insert_ignoring_conflicts(session, table, rows, table.c.id)}
+
+
+def issued_event(settings: Settings, issuer: Issuer, row: dict[str, Any]) -> dict[str, Any]:
+    """The `data` of a credential.issued webhook for a bulk-issued row."""
+    return {
+        "id": str(row["id"]),
+        "url": credential_url(settings, row["id"]),
+        "issuer": issuer.slug,
+        "achievement_id": str(row["achievement_id"]),
+        "status": CredentialStatus.active.value,
+        "external_id": row["external_id"],
+    }

@@ -1,0 +1,146 @@
+"""Every SQL statement of the jobs feature."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Row, Table, bindparam, func, insert, select, tuple_, update
+from sqlalchemy.orm import Session
+
+from app.core.db import utcnow
+from app.jobs.models import Job, JobRow, JobState, RowState
+
+
+def get(session: Session, job_id: uuid.UUID) -> Job | None:
+    return session.get(Job, job_id)
+
+
+def add_rows(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    for start in range(0, len(rows), 2000):
+        session.execute(insert(JobRow), list(rows[start : start + 2000]))
+
+
+def open_job_ids(session: Session, limit: int) -> Sequence[uuid.UUID]:
+    """Jobs with work left, oldest first."""
+    return session.scalars(
+        select(Job.id)
+        .where(Job.state.in_([JobState.queued, JobState.running]))
+        .order_by(Job.created_at, Job.id)
+        .limit(limit)
+    ).all()
+
+
+def claim_pending(session: Session, job_id: uuid.UUID, limit: int) -> Sequence[Row[Any]]:
+    """The next pending rows of the job, locked until this transaction ends.
+
+    `SKIP LOCKED` lets several workers (processes, replicas) take disjoint chunks of one job; if a
+    worker dies, its transaction ends and the rows are pending again. SQLite has no row locks (the
+    clause is left out there): its writers are serialised, so a claim is exclusive anyway.
+    """
+    return session.execute(
+        select(JobRow.row_number, JobRow.external_id, JobRow.payload)
+        .where(JobRow.job_id == job_id, JobRow.state == RowState.pending)
+        .order_by(JobRow.row_number)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+
+
+def count_pending(session: Session, job_id: uuid.UUID) -> int:
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(JobRow)
+            .where(JobRow.job_id == job_id, JobRow.state == RowState.pending)
+        )
+        or 0
+    )
+
+
+def record_results(session: Session, job_id: uuid.UUID, results: Sequence[dict[str, Any]]) -> None:
+    """Final states of rows: dicts of row_number, state, credential_id, error (one executemany)."""
+    if not results:
+        return
+    table = cast(Table, JobRow.__table__)
+    session.execute(
+        update(table)
+        .where(
+            table.c.job_id == job_id,
+            table.c.row_number == bindparam("b_row"),
+        )
+        .values(
+            state=bindparam("b_state"),
+            credential_id=bindparam("b_credential"),
+            error=bindparam("b_error"),
+        ),
+        [
+            {
+                "b_row": r["row_number"],
+                "b_state": r["state"],
+                "b_credential": r["credential_id"],
+                "b_error": r["error"],
+            }
+            for r in results
+        ],
+    )
+
+
+def add_counts(
+    session: Session, job_id: uuid.UUID, *, issued: int, existing: int, failed: int
+) -> None:
+    """Add a chunk's outcomes to the job's counters (atomic increments: workers share a job)."""
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id)
+        .values(
+            issued=Job.issued + issued,
+            existing=Job.existing + existing,
+            failed=Job.failed + failed,
+            state=JobState.running,
+            started_at=func.coalesce(Job.started_at, utcnow()),
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def complete(session: Session, job_id: uuid.UUID) -> bool:
+    """Mark the job completed; False when another worker already did (only one may announce it)."""
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state != JobState.completed)
+        .values(
+            state=JobState.completed,
+            finished_at=utcnow(),
+            started_at=func.coalesce(Job.started_at, utcnow()),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def rows_page(
+    session: Session,
+    job_id: uuid.UUID,
+    *,
+    states: Sequence[RowState],
+    after: int | None,
+    limit: int,
+) -> Sequence[JobRow]:
+    query = select(JobRow).where(JobRow.job_id == job_id)
+    if states:
+        query = query.where(JobRow.state.in_(list(states)))
+    if after is not None:
+        query = query.where(JobRow.row_number > after)
+    return session.scalars(query.order_by(JobRow.row_number).limit(limit)).all()
+
+
+def list_for_issuer(
+    session: Session, issuer_id: uuid.UUID, *, limit: int, after: tuple[datetime, uuid.UUID] | None
+) -> Sequence[Job]:
+    query = select(Job).where(Job.issuer_id == issuer_id)
+    if after is not None:
+        query = query.where(tuple_(Job.created_at, Job.id) < tuple_(*after))
+    return session.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)).all()

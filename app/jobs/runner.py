@@ -1,0 +1,101 @@
+"""The job runner: a background thread (one per process) that works queued jobs chunk by chunk.
+
+Every `microcred serve` worker process runs one, and `microcred worker` runs one without HTTP.
+They need no coordination beyond the database: chunks are claimed with row locks (PostgreSQL) or
+under SQLite's single writer, and each chunk commits with its rows' outcomes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+
+from app.core.context import AppContext
+from app.jobs import repository, service
+
+log = logging.getLogger("microcred.jobs")
+
+
+class JobRunner:
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="microcred-jobs", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop after the chunk in progress (a chunk interrupted here would be redone anyway)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def wake(self) -> None:
+        """Look at the queue now (a job was just submitted in this process)."""
+        self._wake.set()
+
+    def work_job(self, job_id: uuid.UUID, progress: Callable[[int], None] | None = None) -> int:
+        """Work one job until no chunk of it is claimable; the rows settled here."""
+        settings = self.ctx.settings
+        done = 0
+        while not self._stop.is_set():
+            session = self.ctx.sessions()
+            try:
+                n = service.work_chunk(
+                    session,
+                    settings=settings,
+                    keystore=self.ctx.keystore,
+                    job_id=job_id,
+                    chunk_size=settings.job_chunk_size,
+                )
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+            finally:
+                session.close()
+            if n == 0:
+                break
+            done += n
+            if progress is not None:
+                progress(n)
+        return done
+
+    def run_once(self) -> int:
+        """One pass over the open jobs, oldest first; the rows settled."""
+        with self.ctx.read_sessions() as session:
+            job_ids = list(repository.open_job_ids(session, limit=20))
+        return sum(self.work_job(job_id) for job_id in job_ids)
+
+    def run_until_idle(self) -> int:
+        total = 0
+        while True:
+            n = self.run_once()
+            total += n
+            if n == 0:
+                return total
+
+    def _loop(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                worked = self.run_once()
+                failures = 0
+            except Exception:
+                failures += 1
+                log.exception("job runner: a chunk failed; it stays pending and will be retried")
+                worked = 0
+                # Back off on repeated errors (database down…), up to a minute.
+                time.sleep(min(60.0, self.ctx.settings.job_poll_interval * 2**failures))
+            if worked == 0:
+                self._wake.wait(self.ctx.settings.job_poll_interval)
+                self._wake.clear()
