@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     batch_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     job_chunk_size: int = Field(default=500, ge=1, le=10_000)
     job_poll_interval: float = Field(default=1.0, gt=0, le=60)
+    # Job runner threads per process (each takes its own chunks; 2 overlap database and CPU work).
+    job_threads: int = Field(default=2, ge=1, le=16)
     # Run the background threads (the bulk-job runner and the webhook dispatcher) in this process.
     # Turn off in processes that should only serve requests; some process must run them.
     background_workers: bool = True

@@ -210,14 +210,19 @@ def bulk_insert(session: Session, table: Any, rows: Sequence[dict[str, Any]]) ->
         raise RuntimeError("no database connection")
     names = ", ".join(f'"{c}"' for c in columns)
     as_json = [isinstance(table.c[c].type, JSON) for c in columns]
-    with raw.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
-        for row in rows:
-            copy.write_row(
-                [
-                    json.dumps(row[c]) if dump and row[c] is not None else row[c]
-                    for c, dump in zip(columns, as_json, strict=True)
-                ]
-            )
+    statement = f'COPY "{table.name}" ({names}) FROM STDIN'
+    try:
+        with raw.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(
+                    [
+                        json.dumps(row[c]) if dump and row[c] is not None else row[c]
+                        for c, dump in zip(columns, as_json, strict=True)
+                    ]
+                )
+    except raw.IntegrityError as exc:
+        # As SQLAlchemy would raise it: callers catch one IntegrityError on both backends.
+        raise IntegrityError(statement, None, exc) from exc
 
 
 def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:

@@ -13,9 +13,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, cast
+from functools import partial
+from typing import Any, Literal
 
-from sqlalchemy import Table
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -95,8 +95,6 @@ def issue_many(
     A row that cannot be issued is reported `failed` and leaves nothing behind.
     """
     results: dict[int, BulkResult] = {}
-    external = [r.external_id for r in requests if r.external_id is not None]
-    known = repository.ids_by_external_id(session, issuer.id, external) if external else {}
     achievement_of = {r.ref: r.achievement_id for r in requests}
     achievements = {
         a.id: a
@@ -112,11 +110,6 @@ def issue_many(
     now = issued_at.replace(microsecond=0)
     todo: list[tuple[BulkRequest, uuid.UUID, datetime, datetime | None]] = []
     for request in requests:
-        if request.external_id is not None and request.external_id in known:
-            results[request.ref] = BulkResult(
-                request.ref, "existing", credential_id=known[request.external_id]
-            )
-            continue
         if achievement_of[request.ref] not in achievements:
             results[request.ref] = BulkResult(
                 request.ref,
@@ -137,31 +130,60 @@ def issue_many(
             continue
         todo.append((request, achievement_of[request.ref], valid_from, valid_until))
 
-    if todo:
-        _sign_and_store(
-            session,
-            settings=settings,
-            keystore=keystore,
-            issuer=issuer,
-            todo=todo,
-            documents=documents,
-            issued_at=issued_at,
-            results=results,
+    if not todo:
+        return [results[r.ref] for r in requests]
+    store = partial(
+        _sign_and_store,
+        session,
+        settings=settings,
+        keystore=keystore,
+        issuer=issuer,
+        documents=documents,
+        issued_at=issued_at,
+        results=results,
+    )
+    try:
+        # Most rows are new: sign and store them all, and let the unique index on external_id
+        # say otherwise. (Asking first costs a query per chunk whose plan depends on statistics
+        # a young table does not have yet.)
+        with session.begin_nested():
+            stored, signer_kid = store(todo, tolerate_conflicts=False)
+    except IntegrityError:
+        # A resubmission: some external ids already have credentials. Report those, issue the rest.
+        known = repository.ids_by_external_id(
+            session, issuer.id, [r.external_id for r, *_ in todo if r.external_id is not None]
         )
+        rest = []
+        for item in todo:
+            request = item[0]
+            if request.external_id is not None and request.external_id in known:
+                results[request.ref] = BulkResult(
+                    request.ref, "existing", credential_id=known[request.external_id]
+                )
+            else:
+                rest.append(item)
+        stored, signer_kid = store(rest, tolerate_conflicts=True) if rest else ([], "")
+    _announce(session, settings=settings, issuer=issuer, stored=stored, kid=signer_kid)
     return [results[r.ref] for r in requests]
 
 
 def _sign_and_store(
     session: Session,
+    todo: list[tuple[BulkRequest, uuid.UUID, datetime, datetime | None]],
     *,
     settings: Settings,
     keystore: KeyStore,
     issuer: Issuer,
-    todo: list[tuple[BulkRequest, uuid.UUID, datetime, datetime | None]],
     documents: dict[uuid.UUID, dict[str, Any]],
     issued_at: datetime,
     results: dict[int, BulkResult],
-) -> None:
+    tolerate_conflicts: bool,
+) -> tuple[list[dict[str, Any]], str]:
+    """Allocate status indices, build, sign and insert; the rows stored and the signing kid.
+
+    Strict (`tolerate_conflicts=False`), a taken external id raises IntegrityError; tolerant, the
+    rows a concurrent writer took first are reported `existing` and their indices released.
+    """
     signer = issuers_service.signer_for(
         session, settings=settings, keystore=keystore, issuer=issuer
     )
@@ -225,7 +247,12 @@ def _sign_and_store(
                 "recipient_name_hidden": False,
             }
         )
-    inserted = _insert(session, rows)
+    if not tolerate_conflicts:
+        bulk_insert(session, Credential.__table__, rows)
+        inserted = {row["id"] for row in rows}
+    else:
+        table = Credential.__table__
+        inserted = {row[0] for row in insert_ignoring_conflicts(session, table, rows, table.c.id)}
     lost = [(n, row) for n, row in enumerate(rows) if row["id"] not in inserted]
     if lost:
         # A concurrent submission stored these external ids first: report theirs, free our indices.
@@ -250,6 +277,15 @@ def _sign_and_store(
     for row in stored:
         request = by_id[row["id"]]
         results[request.ref] = BulkResult(request.ref, "issued", credential_id=row["id"])
+    return stored, signer.kid
+
+
+def _announce(
+    session: Session, *, settings: Settings, issuer: Issuer, stored: list[dict[str, Any]], kid: str
+) -> None:
+    """The audit events and webhook messages of the credentials just stored."""
+    if not stored:
+        return
     audit_service.append_many(
         session,
         issuer_id=issuer.id,
@@ -257,7 +293,7 @@ def _sign_and_store(
             (
                 AuditEventType.credential_issued,
                 credential_url(settings, row["id"]),
-                {"achievement": str(row["achievement_id"]), "kid": signer.kid},
+                {"achievement": str(row["achievement_id"]), "kid": kid},
             )
             for row in stored
         ],
@@ -267,19 +303,6 @@ def _sign_and_store(
         issuer_id=issuer.id,
         events=[("credential.issued", issued_event(settings, issuer, row)) for row in stored],
     )
-
-
-def _insert(session: Session, rows: list[dict[str, Any]]) -> set[uuid.UUID]:
-    """Insert the credentials; the ids stored. A plain multi-row insert first (the common case,
-    and the fastest); only when a concurrent submission took some external ids does it retry
-    skipping those rows."""
-    table = cast(Table, Credential.__table__)
-    try:
-        with session.begin_nested():
-            bulk_insert(session, table, rows)
-        return {row["id"] for row in rows}
-    except IntegrityError:
-        return {row[0] for row in insert_ignoring_conflicts(session, table, rows, table.c.id)}
 
 
 def issued_event(settings: Settings, issuer: Issuer, row: dict[str, Any]) -> dict[str, Any]:

@@ -23,7 +23,9 @@ class Credential(Base):
     __table_args__ = (
         UniqueConstraint("issuer_id", "idempotency_key"),
         # The issuer's own id for the row of a bulk submission: the same row never issues twice.
-        UniqueConstraint("issuer_id", "external_id", name="uq_credentials_issuer_external_id"),
+        # external_id leads, so a chunk's `external_id IN (…)` is an index condition whatever
+        # the planner believes about the issuer's row count (a young, unanalysed table).
+        UniqueConstraint("external_id", "issuer_id", name="uq_credentials_issuer_external_id"),
         UniqueConstraint("revocation_list_id", "revocation_index"),
         UniqueConstraint("suspension_list_id", "suspension_index"),
         Index("ix_credentials_issuer_issued", "issuer_id", "issued_at", "id"),

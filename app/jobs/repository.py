@@ -7,7 +7,21 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, bindparam, func, insert, select, tuple_, update
+from sqlalchemy import (
+    Integer,
+    Row,
+    String,
+    Table,
+    Text,
+    Uuid,
+    bindparam,
+    func,
+    insert,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from app.core.db import utcnow
@@ -61,16 +75,42 @@ def count_pending(session: Session, job_id: uuid.UUID) -> int:
 
 
 def record_results(session: Session, job_id: uuid.UUID, results: Sequence[dict[str, Any]]) -> None:
-    """Final states of rows: dicts of row_number, state, credential_id, error (one executemany)."""
+    """Final states of rows: dicts of row_number, state, credential_id, error.
+
+    PostgreSQL gets one UPDATE joined to the results passed as arrays (one statement per chunk);
+    SQLite an executemany UPDATE.
+    """
     if not results:
         return
     table = cast(Table, JobRow.__table__)
+    if session.get_bind().dialect.name == "postgresql":
+        values = (
+            select(
+                func.unnest(bindparam("b_rows", type_=ARRAY(Integer))).label("row_number"),
+                func.unnest(bindparam("b_states", type_=ARRAY(String))).label("state"),
+                func.unnest(bindparam("b_credentials", type_=ARRAY(Uuid))).label("credential_id"),
+                func.unnest(bindparam("b_errors", type_=ARRAY(Text))).label("error"),
+            )
+        ).subquery("v")
+        session.execute(
+            update(table)
+            .where(table.c.job_id == job_id, table.c.row_number == values.c.row_number)
+            .values(
+                state=values.c.state,
+                credential_id=values.c.credential_id,
+                error=values.c.error,
+            ),
+            {
+                "b_rows": [r["row_number"] for r in results],
+                "b_states": [r["state"] for r in results],
+                "b_credentials": [r["credential_id"] for r in results],
+                "b_errors": [r["error"] for r in results],
+            },
+        )
+        return
     session.execute(
         update(table)
-        .where(
-            table.c.job_id == job_id,
-            table.c.row_number == bindparam("b_row"),
-        )
+        .where(table.c.job_id == job_id, table.c.row_number == bindparam("b_row"))
         .values(
             state=bindparam("b_state"),
             credential_id=bindparam("b_credential"),

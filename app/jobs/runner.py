@@ -24,20 +24,25 @@ class JobRunner:
         self.ctx = ctx
         self._stop = threading.Event()
         self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="microcred-jobs", daemon=True)
-            self._thread.start()
+        """Start `job_threads` threads. Two overlap a chunk's database writes (the GIL is free
+        while psycopg waits) with the signing of the next chunk; they claim disjoint chunks."""
+        if self._threads:
+            return
+        for n in range(self.ctx.settings.job_threads):
+            thread = threading.Thread(target=self._loop, name=f"microcred-jobs-{n}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop after the chunk in progress (a chunk interrupted here would be redone anyway)."""
         self._stop.set()
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        for thread in self._threads:
+            thread.join(timeout)
+        self._threads = []
 
     def wake(self) -> None:
         """Look at the queue now (a job was just submitted in this process)."""
@@ -96,6 +101,6 @@ class JobRunner:
                 worked = 0
                 # Back off on repeated errors (database down…), up to a minute.
                 time.sleep(min(60.0, self.ctx.settings.job_poll_interval * 2**failures))
-            if worked == 0:
+            if worked == 0 and not self._stop.is_set():
                 self._wake.wait(self.ctx.settings.job_poll_interval)
                 self._wake.clear()

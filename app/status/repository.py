@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Integer, Table, Uuid, bindparam, func, literal, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
+from app.core.db import insert_ignoring_conflicts
 from app.credentials.models import Credential
 from app.status.models import StatusAllocation, StatusList, StatusPurpose
 
@@ -89,3 +93,32 @@ def allocated_indices(session: Session, list_id: uuid.UUID) -> Sequence[int]:
     return session.scalars(
         select(StatusAllocation.index).where(StatusAllocation.list_id == list_id)
     ).all()
+
+
+def claim_indices(session: Session, list_id: uuid.UUID, indices: Sequence[int]) -> list[int]:
+    """Insert allocations for `indices`; those inserted (the others were already taken).
+
+    PostgreSQL takes the indices as one array parameter (a single short statement, whatever the
+    count); SQLite gets a multi-row insert. Either way the primary key refuses taken indices.
+    """
+    if not indices:
+        return []
+    table = cast(Table, StatusAllocation.__table__)
+    if session.get_bind().dialect.name == "postgresql":
+        statement = (
+            pg_insert(table)
+            .from_select(
+                ["list_id", "index"],
+                select(
+                    literal(list_id, Uuid),
+                    func.unnest(bindparam("indices", type_=ARRAY(Integer))),
+                ),
+            )
+            .on_conflict_do_nothing()
+            .returning(table.c.index)
+        )
+        return [int(i) for i in session.scalars(statement, {"indices": list(indices)})]
+    rows = insert_ignoring_conflicts(
+        session, table, [{"list_id": list_id, "index": i} for i in indices], table.c.index
+    )
+    return [int(row[0]) for row in rows]

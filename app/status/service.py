@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.core import jose
 from app.core.config import Settings
-from app.core.db import add_unless_conflict, insert_ignoring_conflicts, utcnow
+from app.core.db import add_unless_conflict, utcnow
 from app.core.errors import NotFound
 from app.core.keys import KeyStore
 from app.core.standards import VC2_CONTEXT
@@ -126,13 +126,8 @@ def allocate_many(
     out: list[Allocation] = []
 
     def claim(status_list: StatusList, indices: list[int]) -> int:
-        got = insert_ignoring_conflicts(
-            session,
-            StatusAllocation.__table__,
-            [{"list_id": status_list.id, "index": i} for i in indices],
-            StatusAllocation.index,
-        )
-        out.extend(Allocation(status_list, int(row[0])) for row in got)
+        got = repository.claim_indices(session, status_list.id, indices)
+        out.extend(Allocation(status_list, i) for i in got)
         return len(got)
 
     while len(out) < count:

@@ -71,7 +71,7 @@ def upgrade() -> None:
     with op.batch_alter_table("credentials", schema=None) as batch_op:
         batch_op.add_column(sa.Column("external_id", sa.String(length=255), nullable=True))
         batch_op.create_unique_constraint(
-            "uq_credentials_issuer_external_id", ["issuer_id", "external_id"]
+            "uq_credentials_issuer_external_id", ["external_id", "issuer_id"]
         )
 
 
