@@ -363,6 +363,30 @@ def report(figures: list[Figures], workers: int) -> str:
     return "\n".join(lines)
 
 
+QUICK_SIZES = [2_000]
+
+
+def section(options: Any) -> list[Any]:
+    """The `bulk` section of `python -m bench.run`: 10,000 and 100,000 rows (2,000 when quick)."""
+    from bench.common import Figure
+
+    workers = os.cpu_count() or 1
+    figures = run(QUICK_SIZES if options.quick else [10_000, 100_000], workers)
+    print(report(figures, workers))
+    return [
+        Figure(
+            name=f"bulk {f.size:,} rows ({workers} workers)",
+            measured=f"{f.job_per_s:,.0f}/s",
+            ceiling=f"{f.ceiling_per_s:,.0f}/s sign+insert",
+            ratio=f"{f.ratio:.0%}",
+            goal=">= 50%",
+            passed=f.ratio >= 0.5,
+            backend="postgresql",
+        )
+        for f in figures
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--sizes", default="10000,100000")

@@ -16,7 +16,6 @@ from sqlalchemy import (
     Uuid,
     bindparam,
     func,
-    insert,
     select,
     tuple_,
     update,
@@ -24,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from app.core.db import utcnow
+from app.core.db import bulk_insert, utcnow
 from app.jobs.models import Job, JobRow, JobState, RowState
 
 
@@ -33,8 +32,7 @@ def get(session: Session, job_id: uuid.UUID) -> Job | None:
 
 
 def add_rows(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    for start in range(0, len(rows), 2000):
-        session.execute(insert(JobRow), list(rows[start : start + 2000]))
+    bulk_insert(session, JobRow.__table__, rows)
 
 
 def open_job_ids(session: Session, limit: int) -> Sequence[uuid.UUID]:

@@ -288,22 +288,29 @@ def work_chunk(
     ]
     try:
         with session.begin_nested():
-            outcomes = bulk.issue_many(
+            batch = bulk.issue_many(
                 session, settings=settings, keystore=keystore, issuer=issuer, requests=requests
             )
     except AppError as exc:
         # Nothing of this chunk could be issued (e.g. the issuer has no active key): say so per row.
-        outcomes = [bulk.BulkResult(r.ref, "failed", error=exc.message) for r in requests]
-    results = [
-        {
-            "row_number": o.ref,
-            "state": o.outcome,
-            "credential_id": o.credential_id,
-            "error": o.error,
-        }
-        for o in outcomes
-    ]
-    repository.record_results(session, job_id, results)
+        batch = bulk.Batch([bulk.BulkResult(r.ref, "failed", error=exc.message) for r in requests])
+    outcomes = batch.results
+    repository.record_results(
+        session,
+        job_id,
+        [
+            {
+                "row_number": o.ref,
+                "state": o.outcome,
+                "credential_id": o.credential_id,
+                "error": o.error,
+            }
+            for o in outcomes
+        ],
+    )
+    # Last, for they lock rows every worker of this issuer and job needs (the audit chain's head,
+    # the job's counters) until the commit: the signing and inserting above runs in parallel.
+    bulk.announce(session, settings=settings, issuer=issuer, batch=batch)
     repository.add_counts(
         session,
         job_id,

@@ -132,13 +132,13 @@ def allocate_many(
 
     while len(out) < count:
         status_list = _open_list(session, issuer, purpose, size)
-        for _ in range(PROBES):
+        for _ in range(PROBES * 4):
             need = count - len(out)
             if need == 0:
                 return out
             candidates = _RANDOM.sample(range(status_list.size), min(need, status_list.size))
-            if claim(status_list, candidates) < len(candidates) // 2:
-                break  # dense list: stop drawing blind
+            if claim(status_list, candidates) < len(candidates) // 8:
+                break  # a list over ~7/8 full: stop drawing blind, draw among the free indices
         need = count - len(out)
         if need == 0:
             break
