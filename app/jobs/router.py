@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -18,6 +19,7 @@ from app.core.errors import BadRequest, UnsupportedMediaType
 from app.core.pagination import Page, decode_cursor, encode_cursor
 from app.credentials.service import credential_url
 from app.issuers.deps import CurrentIssuer
+from app.issuers.models import Issuer
 from app.jobs import repository, service
 from app.jobs.models import Job, JobRow, RowState
 from app.jobs.schemas import BatchRow, JobRead, JobRowRead
@@ -160,9 +162,9 @@ async def submit_batch(
 
 
 def _submit(
-    session: SessionDep,
+    session: Session,
     settings: Settings,
-    issuer: CurrentIssuer,
+    issuer: Issuer,
     batch: service.RawRows,
     achievement_id: uuid.UUID | None,
 ) -> tuple[Job, list[JobRow]]:

@@ -1,6 +1,6 @@
-"""The job runner: a background thread (one per process) that works queued jobs chunk by chunk.
+"""The job runner: background threads (`job_threads` per process) that work queued jobs in chunks.
 
-Every `microcred serve` worker process runs one, and `microcred worker` runs one without HTTP.
+Every `microcred serve` worker process runs them, and `microcred worker` runs them without HTTP.
 They need no coordination beyond the database: chunks are claimed with row locks (PostgreSQL) or
 under SQLite's single writer, and each chunk commits with its rows' outcomes.
 """
