@@ -336,16 +336,14 @@ def _issue_csv(issuer: str, achievement: str, path: Path) -> None:
             console=Console(stderr=True),
         ) as progress:
             task = progress.add_task("issuing", total=total, completed=refused)
-            runner.work_job(job_id, progress=lambda n: progress.advance(task, n))
-            # Chunks held by other workers: wait for them to settle the rest.
             while True:
+                runner.work_job(job_id, progress=lambda n: progress.advance(task, n))
+                # What is left is held by other workers (or nothing is): look, then wait.
                 with ctx.read_sessions() as session:
                     current = jobs.get_job(session, job_id=job_id)
-                    settled = current.issued + current.existing + current.failed
-                    progress.update(task, completed=settled)
+                    progress.update(task, completed=total - jobs.pending(current))
                     if current.state == "completed":
                         break
-                runner.work_job(job_id, progress=lambda n: progress.advance(task, n))
                 time.sleep(0.5)
         _print_job(ctx, job_id)
         with ctx.read_sessions() as session:

@@ -331,76 +331,45 @@ def test_cli_issues_a_csv_and_shows_the_job(
     rows[4]["email"] = "broken"
     path = tmp_path / "cohort.csv"
     path.write_bytes(csv_body(rows, ["external_id", "email", "name"]))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MICROCRED_")}
-    env.update(
-        MICROCRED_DATABASE_URL=database_url,
-        MICROCRED_KEYS_DIR=str(settings.keys_dir),
-        MICROCRED_BASE_URL=BASE_URL,
-        MICROCRED_JOB_CHUNK_SIZE="50",
-    )
-    microcred = str(Path(sys.executable).parent / "microcred")
-    done = subprocess.run(
-        [
-            microcred,
-            "issue",
-            "--issuer",
-            "cli-academy-2",
-            "--achievement",
-            achievement,
-            "--csv",
-            str(path),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    env = cli_env(database_url, settings.keys_dir, MICROCRED_JOB_CHUNK_SIZE="50")
+    issue = ("issue", "--issuer", "cli-academy-2", "--achievement", achievement, "--csv", str(path))
+    done = run_cli(env, *issue)
     assert done.returncode == 1, done.stderr  # one row failed: the exit code says so
     report = json.loads(done.stdout)
     assert (report["issued"], report["failed"], report["state"]) == (119, 1, "completed")
     assert [(r["row"], r["error"].split(":")[0]) for r in report["rows"]] == [(5, "email")]
     assert "119 issued" in done.stderr
     assert "1 failed" in done.stderr
-    shown = subprocess.run(
-        [microcred, "jobs", "show", report["id"]],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    shown = run_cli(env, "jobs", "show", report["id"])
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["issued"] == 119
-    missing = subprocess.run(
-        [microcred, "jobs", "show", str(uuid.uuid4())],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    missing = run_cli(env, "jobs", "show", str(uuid.uuid4()))
     assert missing.returncode != 0
     assert "No job" in missing.stderr
     # Resubmitting the file issues nothing new (external ids), and exits 1 only for the bad row.
-    again = subprocess.run(
-        [
-            microcred,
-            "issue",
-            "--issuer",
-            "cli-academy-2",
-            "--achievement",
-            achievement,
-            "--csv",
-            str(path),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    again = run_cli(env, *issue)
     assert json.loads(again.stdout)["existing"] == 119
+
+
+MICROCRED = str(Path(sys.executable).parent / "microcred")
+
+
+def cli_env(database_url: str, keys_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment of a `microcred` subprocess on the test's database and keys."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MICROCRED_")}
+    env.update(
+        MICROCRED_DATABASE_URL=database_url,
+        MICROCRED_KEYS_DIR=str(keys_dir),
+        MICROCRED_BASE_URL=BASE_URL,
+        **extra,
+    )
+    return env
+
+
+def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [MICROCRED, *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
 
 
 def _count(url: str, sql: str, **params: Any) -> int:
@@ -437,16 +406,9 @@ def test_sigkill_mid_job_on_postgresql_then_resume_issues_every_row_exactly_once
         job_id = response.json()["id"]
         keys = public_keys(client, "cohort-20k")
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MICROCRED_")}
-    env.update(
-        MICROCRED_DATABASE_URL=database_url,
-        MICROCRED_KEYS_DIR=str(settings.keys_dir),
-        MICROCRED_BASE_URL=BASE_URL,
-        MICROCRED_JOB_CHUNK_SIZE="250",
-    )
-    microcred = str(Path(sys.executable).parent / "microcred")
+    env = cli_env(database_url, settings.keys_dir, MICROCRED_JOB_CHUNK_SIZE="250")
     log = (tmp_path / "worker.log").open("wb")
-    worker = subprocess.Popen([microcred, "worker"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    worker = subprocess.Popen([MICROCRED, "worker"], env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + WAIT
         while _count(database_url, "SELECT count(*) FROM credentials") < 3_000:
@@ -474,7 +436,7 @@ def test_sigkill_mid_job_on_postgresql_then_resume_issues_every_row_exactly_once
     # Two workers resume the job together (they share it through row locks).
     resumed = [
         subprocess.Popen(
-            [microcred, "worker", "--until-idle"],
+            [MICROCRED, "worker", "--until-idle"],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

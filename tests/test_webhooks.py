@@ -631,7 +631,10 @@ def _wait_until_due(delivery: dict[str, Any]) -> None:
     time.sleep(max(0.0, due - time.time()) + 0.05)
 
 
-def test_retries_back_off_then_succeed(harness: Harness, receiver: Receiver) -> None:
+def test_retries_back_off_then_succeed(make_harness: MakeHarness, receiver: Receiver) -> None:
+    # A base long enough that "not due yet" holds on a loaded machine (0.2 s did not, once).
+    base = 1.0
+    harness = make_harness(webhook_retry_base=base)
     _, auth, achievement = harness.issuer()
     endpoint = harness.endpoint(auth, receiver.url, ["credential.issued"])
     receiver.secret = endpoint["secret"]
@@ -644,7 +647,7 @@ def test_retries_back_off_then_succeed(harness: Harness, receiver: Receiver) -> 
     assert first["attempts"] == 1
     assert first["last_status_code"] == 500
     assert first["last_error"] == "HTTP 500"
-    assert 0.2 * 0.8 - 0.01 <= _due_in(first) <= 0.2 + 0.01  # base, less jitter
+    assert base * 0.8 - 0.01 <= _due_in(first) <= base + 0.01  # base, less jitter
     assert harness.run() == 0  # not due yet
 
     _wait_until_due(first)
@@ -652,7 +655,7 @@ def test_retries_back_off_then_succeed(harness: Harness, receiver: Receiver) -> 
     [second] = harness.deliveries(auth, endpoint["id"])
     assert second["attempts"] == 2
     assert second["last_status_code"] == 503
-    assert 0.4 * 0.8 - 0.01 <= _due_in(second) <= 0.4 + 0.01
+    assert 2 * base * 0.8 - 0.01 <= _due_in(second) <= 2 * base + 0.01
     assert _due_in(second) > _due_in(first)
 
     _wait_until_due(second)

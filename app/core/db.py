@@ -165,6 +165,11 @@ def add_unless_conflict(session: Session, row: Base) -> bool:
     return True
 
 
+def on_postgresql(session: Session) -> bool:
+    """Whether the session talks to PostgreSQL (which gets COPY, arrays and row locks)."""
+    return bool(session.get_bind().dialect.name == "postgresql")
+
+
 def insert_ignoring_conflicts(
     session: Session, table: Any, rows: Sequence[dict[str, Any]], *returning: Any
 ) -> list[Row[Any]]:
@@ -202,7 +207,7 @@ def bulk_insert(session: Session, table: Any, rows: Sequence[dict[str, Any]]) ->
     if not rows:
         return
     columns = list(rows[0])
-    if session.get_bind().dialect.name != "postgresql":
+    if not on_postgresql(session):
         session.execute(insert(table), list(rows))
         return
     raw = session.connection().connection.driver_connection

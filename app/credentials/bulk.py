@@ -24,7 +24,7 @@ from app.audit import service as audit_service
 from app.audit.models import AuditEventType
 from app.core import jose
 from app.core.config import Settings
-from app.core.db import bulk_insert, insert_ignoring_conflicts, utcnow
+from app.core.db import bulk_insert, insert_ignoring_conflicts, on_postgresql, utcnow
 from app.core.keys import KeyStore
 from app.credentials import builder, repository
 from app.credentials.models import Credential, CredentialStatus
@@ -297,10 +297,9 @@ def _allocate(
     or its worker dies, its indices stay claimed and unused (a tiny loss of list capacity; the
     bits are never set). SQLite has one writer, which the chunk's transaction already is.
     """
-    bind = session.get_bind()
-    if bind.dialect.name != "postgresql":
+    if not on_postgresql(session):
         return status_service.allocate_many(session, issuer=issuer, purpose=purpose, count=count)
-    with Session(bind=bind, expire_on_commit=False) as side:
+    with Session(bind=session.get_bind(), expire_on_commit=False) as side:
         allocations = status_service.allocate_many(
             side, issuer=issuer, purpose=purpose, count=count
         )
@@ -334,11 +333,11 @@ def announce(session: Session, *, settings: Settings, issuer: Issuer, batch: Bat
 
 def issued_event(settings: Settings, issuer: Issuer, row: dict[str, Any]) -> dict[str, Any]:
     """The `data` of a credential.issued webhook for a bulk-issued row."""
-    return {
-        "id": str(row["id"]),
-        "url": credential_url(settings, row["id"]),
-        "issuer": issuer.slug,
-        "achievement_id": str(row["achievement_id"]),
-        "status": CredentialStatus.active.value,
-        "external_id": row["external_id"],
-    }
+    return webhooks.event_data(
+        credential_id=row["id"],
+        url=credential_url(settings, row["id"]),
+        issuer_slug=issuer.slug,
+        achievement_id=row["achievement_id"],
+        status=CredentialStatus.active.value,
+        external_id=row["external_id"],
+    )

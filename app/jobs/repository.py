@@ -23,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from app.core.db import bulk_insert, utcnow
+from app.core.db import bulk_insert, on_postgresql, utcnow
 from app.jobs.models import Job, JobRow, JobState, RowState
 
 
@@ -81,7 +81,7 @@ def record_results(session: Session, job_id: uuid.UUID, results: Sequence[dict[s
     if not results:
         return
     table = cast(Table, JobRow.__table__)
-    if session.get_bind().dialect.name == "postgresql":
+    if on_postgresql(session):
         values = (
             select(
                 func.unnest(bindparam("b_rows", type_=ARRAY(Integer))).label("row_number"),

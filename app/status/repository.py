@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from app.core.db import insert_ignoring_conflicts
+from app.core.db import insert_ignoring_conflicts, on_postgresql
 from app.credentials.models import Credential
 from app.status.models import StatusAllocation, StatusList, StatusPurpose
 
@@ -104,7 +104,7 @@ def claim_indices(session: Session, list_id: uuid.UUID, indices: Sequence[int]) 
     if not indices:
         return []
     table = cast(Table, StatusAllocation.__table__)
-    if session.get_bind().dialect.name == "postgresql":
+    if on_postgresql(session):
         statement = (
             pg_insert(table)
             .from_select(

@@ -128,15 +128,38 @@ def credential_data(
     record: Credential, *, url: str, issuer_slug: str, reason: str | None = None
 ) -> dict[str, Any]:
     """The `data` of a credential event: what a receiver needs to find the credential."""
+    return event_data(
+        credential_id=record.id,
+        url=url,
+        issuer_slug=issuer_slug,
+        achievement_id=record.achievement_id,
+        status=str(record.status),
+        reason=reason,
+    )
+
+
+def event_data(
+    *,
+    credential_id: uuid.UUID,
+    url: str,
+    issuer_slug: str,
+    achievement_id: uuid.UUID,
+    status: str,
+    reason: str | None = None,
+    external_id: str | None = None,
+) -> dict[str, Any]:
+    """The `data` of a credential event, from its fields (bulk issuance has no ORM record)."""
     data: dict[str, Any] = {
-        "id": str(record.id),
+        "id": str(credential_id),
         "url": url,
         "issuer": issuer_slug,
-        "achievement_id": str(record.achievement_id),
-        "status": str(record.status),
+        "achievement_id": str(achievement_id),
+        "status": status,
     }
     if reason is not None:
         data["reason"] = reason
+    if external_id is not None:
+        data["external_id"] = external_id
     return data
 
 
