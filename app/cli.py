@@ -122,11 +122,11 @@ def _report_connection_budget(settings: Settings, workers: int) -> None:
     from sqlalchemy.exc import SQLAlchemyError
     from sqlalchemy.pool import NullPool
 
-    from app.core.db import pool_capacity
+    from app.core.db import SIDE_POOL_CAPACITY, pool_capacity
 
     if make_url(settings.database_url).get_backend_name() != "postgresql":
         return
-    per_process = pool_capacity(settings.db_pool_size)
+    per_process = pool_capacity(settings.db_pool_size) + SIDE_POOL_CAPACITY
     ours = per_process * workers
     engine = create_engine(settings.database_url, poolclass=NullPool)
     try:

@@ -14,8 +14,7 @@ Filler rows are shaped like real ones where the database looks (random uuid4 ids
 foreign keys, a subject id, issue dates spread over the past, `active`, a revocation list and an
 index unique in it) but carry a short dummy `jwt`: they are never verified, only stored beside
 the real credentials that are. They go into status lists of their own, created `full`, so the
-issuing path never draws an index from them (it only opens non-full lists), and without rows in
-`status_allocations`, which only the open list's allocator reads.
+issuing path never takes a slot from them (it only opens non-full lists).
 """
 
 from __future__ import annotations

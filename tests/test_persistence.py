@@ -10,7 +10,7 @@ import pytest
 from alembic import command
 from fastapi.testclient import TestClient
 from pydantic import SecretStr, ValidationError
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 
 from app.core.config import Settings
 from app.core.migrate import alembic_config, upgrade
@@ -80,6 +80,58 @@ def test_the_schema_is_built_by_migrations_from_empty(tmp_path: Path) -> None:
     # Going back to nothing and up again works too.
     command.downgrade(alembic_config(url), "base")
     upgrade(url)
+
+
+def test_lists_from_before_slot_allocation_are_closed_or_keyed(tmp_path: Path) -> None:
+    """The slot migration closes lists that handed out random indices and keys unused ones;
+    going back rebuilds the allocation rows from the credentials."""
+    url = f"sqlite:///{tmp_path / 'lists.db'}"
+    config = alembic_config(url)
+    command.upgrade(config, "b7e1a0c4d2f1")
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO issuers (id, slug, name, url, algorithm, suspension, created_at) "
+                    "VALUES ('11111111111111111111111111111111', 'old', 'Old', 'https://old.example', "
+                    "'ES256', 1, '2026-01-01 00:00:00')"
+                )
+            )
+            for n, list_id in enumerate(("a" * 32, "b" * 32), start=1):
+                conn.execute(
+                    text(
+                        'INSERT INTO status_lists (id, issuer_id, purpose, seq, size, "full", '
+                        "version, created_at, updated_at) VALUES (:id, "
+                        "'11111111111111111111111111111111', :p, 1, 131072, 0, 0, "
+                        "'2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+                    ),
+                    {"id": list_id, "p": ("revocation", "suspension")[n - 1]},
+                )
+            conn.execute(
+                text('INSERT INTO status_allocations (list_id, "index") VALUES (:l, 77)'),
+                {"l": "a" * 32},
+            )
+        command.upgrade(config, "head")
+        with engine.connect() as conn:
+            lists = {
+                row.id: row
+                for row in conn.execute(
+                    text('SELECT id, "full", next_slot, index_key FROM status_lists')
+                )
+            }
+            assert "status_allocations" not in inspect(conn).get_table_names()
+        assert lists["a" * 32].full
+        assert lists["a" * 32].index_key is None
+        unused = lists["b" * 32]
+        assert not unused.full
+        assert unused.next_slot == 0
+        assert len(unused.index_key) == 64
+        command.downgrade(config, "b7e1a0c4d2f1")
+        with engine.connect() as conn:
+            assert "status_allocations" in inspect(conn).get_table_names()
+    finally:
+        engine.dispose()
 
 
 def test_migrations_match_the_models(database_url: str) -> None:

@@ -352,13 +352,14 @@ def test_concurrent_issuances_through_four_workers(deployment: Deployment) -> No
     for key, answers in by_key.items():
         assert answers[0].credential_id == id_of_key[key]
     assert {str(r.id) for r in rows} == {s.credential_id for s in sent}
-    # The losers of an idempotency race gave their status indices back: none is held by nothing.
-    allocated = query(
+    # Every stored credential's index came from a slot of its list's counter; the losers of an
+    # idempotency race used a slot each too (the requests sent with a key more than once).
+    slots = query(
         url,
-        "SELECT count(*) FROM status_allocations a JOIN status_lists l ON l.id = a.list_id "
-        "JOIN issuers i ON i.id = l.issuer_id WHERE i.slug = 'contention'",
+        "SELECT sum(l.next_slot) FROM status_lists l JOIN issuers i ON i.id = l.issuer_id "
+        "WHERE i.slug = 'contention' AND l.purpose = 'revocation'",
     )[0][0]
-    assert allocated == expected
+    assert expected <= slots <= len(sent)
     # One audit event per credential, one unforked chain (seq 1..n without gaps).
     events = query(
         url,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import subprocess
@@ -11,12 +12,15 @@ from typing import Any
 import jwt
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings
 from app.issuers.models import Issuer
-from app.status import bitstring
+from app.status import bitstring, shuffle
 from app.status import service as status_service
 from app.status.models import StatusPurpose
 from conftest import World, bearer, check
@@ -228,6 +232,52 @@ def test_a_full_list_opens_the_next_one(settings: Settings, world: World) -> Non
     assert {seq: len(indices) for seq, indices in by_list.items()} == {1: 16, 2: 16, 3: 8}
     assert sorted(by_list[1]) == list(range(16)), "a full list uses every index exactly once"
     assert len(set(by_list[3])) == 8
+
+
+def test_one_call_spanning_lists_takes_every_slot_once(settings: Settings, world: World) -> None:
+    world.issuer(name="Tiny Batches")
+    engine = create_engine(settings.database_url)
+    with Session(engine) as session:
+        issuer = session.scalars(select(Issuer).where(Issuer.slug == "tiny-batches")).one()
+        got = status_service.allocate_many(
+            session, issuer=issuer, purpose=StatusPurpose.revocation, count=40, size=16
+        )
+        more = status_service.allocate_many(
+            session, issuer=issuer, purpose=StatusPurpose.revocation, count=3, size=16
+        )
+        by_list: dict[int, list[int]] = {}
+        for allocation in got + more:
+            by_list.setdefault(allocation.status_list.seq, []).append(allocation.index)
+        session.commit()
+    engine.dispose()
+    assert sorted(by_list[1]) == sorted(by_list[2]) == list(range(16))
+    assert len(by_list[3]) == len(set(by_list[3])) == 11
+    assert by_list[1] != by_list[2], "each list has its own key, so its own order"
+
+
+@hypothesis_settings(max_examples=200, deadline=None)
+@given(size=st.integers(min_value=1, max_value=3000), key=st.binary(min_size=1, max_size=64))
+def test_a_list_key_maps_slots_one_to_one_onto_indices(size: int, key: bytes) -> None:
+    places = shuffle.IndexPermutation(key, size)
+    assert sorted(places(slot) for slot in range(size)) == list(range(size))
+    assert shuffle.IndexPermutation(key, size)(size - 1) == places(size - 1), "deterministic"
+
+
+def test_a_full_size_list_is_a_permutation_that_hides_the_order() -> None:
+    size = bitstring.MIN_LIST_SIZE
+    first = shuffle.permutation(shuffle.new_key(), size)
+    indices = [first(slot) for slot in range(size)]
+    assert sorted(indices) == list(range(size))
+    # Consecutive slots land far apart, with no drift: the first thousand slots spread over
+    # the whole list, and as many fall in each half.
+    head = indices[:1000]
+    assert min(head) < size // 50
+    assert max(head) > size - size // 50
+    assert 400 < sum(1 for i in head if i < size // 2) < 600
+    ascending = sum(1 for a, b in itertools.pairwise(head) if b > a)
+    assert 400 < ascending < 600
+    other = shuffle.permutation(shuffle.new_key(), size)
+    assert sum(1 for slot in range(1000) if other(slot) == first(slot)) < 5
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -131,11 +132,36 @@ def make_engine(database_url: str, *, pool_size: int = 5) -> Engine:
         event.listen(engine, "rollback", gate.end)
         event.listen(engine.pool, "reset", gate.reset)
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True)
+    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True)
+    side = create_engine(url, pool_size=1, max_overflow=SIDE_POOL_CAPACITY - 1, pool_pre_ping=True)
+    _side_engines[engine] = side
+    event.listen(engine, "engine_disposed", lambda _engine: side.dispose())
+    return engine
+
+
+# Connections of the side pool of a PostgreSQL engine (see `side_session`).
+SIDE_POOL_CAPACITY = 4
+_side_engines: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
+
+
+def side_session(session: Session) -> Session:
+    """A session for a short transaction that commits apart from `session`'s (PostgreSQL).
+
+    Its connection comes from a small pool of its own: a caller holding a connection of the main
+    pool never waits for another connection of that same pool (with every connection held by
+    such callers, they would all wait for each other until the pool times out).
+    """
+    bind = session.get_bind()
+    engine = bind.engine if isinstance(bind, Connection) else bind
+    side = _side_engines.get(engine.engine)
+    if side is None:  # an engine not made by make_engine (a script's): its own pool then
+        side = engine.engine
+    return Session(bind=side, expire_on_commit=False)
 
 
 def pool_capacity(pool_size: int) -> int:
-    """Connections an engine of make_engine() may open: its pool plus the overflow."""
+    """Connections an engine of make_engine() may open: its pool plus the overflow (on
+    PostgreSQL, its side pool adds SIDE_POOL_CAPACITY)."""
     return pool_size * 3
 
 

@@ -24,7 +24,7 @@ from app.audit import service as audit_service
 from app.audit.models import AuditEventType
 from app.core import jose
 from app.core.config import Settings
-from app.core.db import bulk_insert, insert_ignoring_conflicts, on_postgresql, utcnow
+from app.core.db import bulk_insert, insert_ignoring_conflicts, utcnow
 from app.core.keys import KeyStore
 from app.credentials import builder, repository
 from app.credentials.models import Credential, CredentialStatus
@@ -145,6 +145,18 @@ def issue_many(
 
     if not todo:
         return Batch([results[r.ref] for r in requests])
+    # Claimed before the savepoint below, so that its rollback cannot un-claim them (SQLite) and
+    # a retry reuses them (the first attempt stored nothing).
+    revocations = status_service.claim(
+        session, issuer=issuer, purpose=StatusPurpose.revocation, count=len(todo)
+    )
+    suspensions = (
+        status_service.claim(
+            session, issuer=issuer, purpose=StatusPurpose.suspension, count=len(todo)
+        )
+        if issuer.suspension
+        else []
+    )
     store = partial(
         _sign_and_store,
         session,
@@ -154,6 +166,8 @@ def issue_many(
         documents=documents,
         issued_at=issued_at,
         results=results,
+        revocations=revocations,
+        suspensions=suspensions,
     )
     try:
         # Most rows are new: sign and store them all, and let the unique index on external_id
@@ -189,21 +203,20 @@ def _sign_and_store(
     documents: dict[uuid.UUID, dict[str, Any]],
     issued_at: datetime,
     results: dict[int, BulkResult],
+    revocations: list[status_service.Allocation],
+    suspensions: list[status_service.Allocation],
     tolerate_conflicts: bool,
 ) -> tuple[list[dict[str, Any]], str]:
-    """Allocate status indices, build, sign and insert; the rows stored and the signing kid.
+    """Build, sign and insert (the n-th row gets the n-th status indices); the rows stored and
+    the signing kid.
 
     Strict (`tolerate_conflicts=False`), a taken external id raises IntegrityError; tolerant, the
-    rows a concurrent writer took first are reported `existing` and their indices released.
+    rows a concurrent writer took first are reported `existing` (their indices stay unused).
     """
     signer = issuers_service.signer_for(
         session, settings=settings, keystore=keystore, issuer=issuer
     )
     profile = issuers_service.profile_document(settings, issuer)
-    revocations = _allocate(session, issuer, StatusPurpose.revocation, len(todo))
-    suspensions = (
-        _allocate(session, issuer, StatusPurpose.suspension, len(todo)) if issuer.suspension else []
-    )
     awarded = issued_at.replace(microsecond=0)
     rows: list[dict[str, Any]] = []
     by_id: dict[uuid.UUID, BulkRequest] = {}
@@ -259,17 +272,13 @@ def _sign_and_store(
     else:
         table = Credential.__table__
         inserted = {row[0] for row in insert_ignoring_conflicts(session, table, rows, table.c.id)}
-    lost = [(n, row) for n, row in enumerate(rows) if row["id"] not in inserted]
+    lost = [row for row in rows if row["id"] not in inserted]
     if lost:
-        # A concurrent submission stored these external ids first: report theirs, free our indices.
-        status_service.release(
-            session,
-            [revocations[n] for n, _ in lost] + [suspensions[n] for n, _ in lost if suspensions],
-        )
+        # A concurrent submission stored these external ids first: report theirs.
         winners = repository.ids_by_external_id(
-            session, issuer.id, [row["external_id"] for _, row in lost if row["external_id"]]
+            session, issuer.id, [row["external_id"] for row in lost if row["external_id"]]
         )
-        for _, row in lost:
+        for row in lost:
             request = by_id[row["id"]]
             winner = winners.get(row["external_id"]) if row["external_id"] else None
             results[request.ref] = (
@@ -284,27 +293,6 @@ def _sign_and_store(
         request = by_id[row["id"]]
         results[request.ref] = BulkResult(request.ref, "issued", credential_id=row["id"])
     return stored, signer.kid
-
-
-def _allocate(
-    session: Session, issuer: Issuer, purpose: StatusPurpose, count: int
-) -> list[status_service.Allocation]:
-    """Status-list indices for a chunk, claimed and committed at once on PostgreSQL.
-
-    Two chunks drawing at random from one list collide on an index or two; inside the chunk's
-    long transaction, the second would wait for the first to commit, and workers would take turns.
-    Committed apart, a claim holds its locks for milliseconds. The price: if the chunk then fails
-    or its worker dies, its indices stay claimed and unused (a tiny loss of list capacity; the
-    bits are never set). SQLite has one writer, which the chunk's transaction already is.
-    """
-    if not on_postgresql(session):
-        return status_service.allocate_many(session, issuer=issuer, purpose=purpose, count=count)
-    with Session(bind=session.get_bind(), expire_on_commit=False) as side:
-        allocations = status_service.allocate_many(
-            side, issuer=issuer, purpose=purpose, count=count
-        )
-        side.commit()
-    return allocations
 
 
 def announce(session: Session, *, settings: Settings, issuer: Issuer, batch: Batch) -> None:

@@ -11,11 +11,12 @@ from pydantic import (
     AwareDatetime,
     BaseModel,
     ConfigDict,
-    EmailStr,
     Field,
     StringConstraints,
     model_validator,
 )
+
+from app.core.email import Email
 
 Did = Annotated[
     str,
@@ -30,7 +31,7 @@ class RecipientIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    email: EmailStr | None = None
+    email: Email | None = None
     did: Did | None = None
     url: AnyUrl | None = None
     name: Short | None = Field(

@@ -125,12 +125,10 @@ def issue_credential(
     credential_id = uuid.uuid4()
     recipient = _recipient(data)
     manage_token = new_manage_token()
-    allocations = [
-        status_service.allocate(session, issuer=issuer, purpose=StatusPurpose.revocation)
-    ]
+    allocations = status_service.claim(session, issuer=issuer, purpose=StatusPurpose.revocation)
     if issuer.suspension:
-        allocations.append(
-            status_service.allocate(session, issuer=issuer, purpose=StatusPurpose.suspension)
+        allocations += status_service.claim(
+            session, issuer=issuer, purpose=StatusPurpose.suspension
         )
     entries = [status_service.status_entry(settings, issuer.slug, a) for a in allocations]
     credential = builder.build_credential(
@@ -181,8 +179,7 @@ def issue_credential(
             raise IdempotencyMismatch(
                 "The Idempotency-Key collided with a request that left no credential; retry."
             )
-        status_service.release(session, allocations)
-        return _replay(earlier, fingerprint)
+        return _replay(earlier, fingerprint)  # our status slots stay unused (see status.claim)
     audit_service.append(
         session,
         issuer_id=issuer.id,

@@ -11,11 +11,11 @@ from pydantic import (
     AwareDatetime,
     BaseModel,
     ConfigDict,
-    EmailStr,
     Field,
     StringConstraints,
 )
 
+from app.core.email import Email
 from app.core.keys import SigningAlgorithm
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")]
@@ -38,7 +38,7 @@ class IssuerCreate(BaseModel):
         default=None,
         description="Lower-case letters, digits and dashes; derived from the name when absent.",
     )
-    email: EmailStr | None = None
+    email: Email | None = None
     description: Annotated[str, StringConstraints(max_length=5000)] | None = None
     image: AnyHttpUrl | None = None
     algorithm: SigningAlgorithm = SigningAlgorithm.ES256

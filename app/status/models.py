@@ -31,18 +31,10 @@ class StatusList(Base):
     seq: Mapped[int] = mapped_column(Integer)
     size: Mapped[int] = mapped_column(Integer)
     full: Mapped[bool] = mapped_column(default=False)
+    # Slots handed out so far: slot n of the list holds index P(n), P the list's keyed permutation
+    # (app/status/shuffle.py). `index_key` is that secret key (hex); never published.
+    next_slot: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    index_key: Mapped[str | None] = mapped_column(String(64))
     version: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class StatusAllocation(Base):
-    """An index handed out in a list. The primary key is what guarantees an index is never reused,
-    even when several processes allocate at once."""
-
-    __tablename__ = "status_allocations"
-
-    list_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("status_lists.id", ondelete="CASCADE"), primary_key=True
-    )
-    index: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import cast
 
-from sqlalchemy import Integer, Table, Uuid, bindparam, func, literal, select, update
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from app.core.db import insert_ignoring_conflicts, on_postgresql
 from app.credentials.models import Credential
-from app.status.models import StatusAllocation, StatusList, StatusPurpose
+from app.status.models import StatusList, StatusPurpose
 
 
 def open_list(session: Session, issuer_id: uuid.UUID, purpose: StatusPurpose) -> StatusList | None:
@@ -46,10 +42,6 @@ def get_list(
             StatusList.issuer_id == issuer_id, StatusList.purpose == purpose, StatusList.seq == seq
         )
     ).one_or_none()
-
-
-def allocated_count(session: Session, list_id: uuid.UUID) -> int:
-    return int(session.scalar(select(func.count()).where(StatusAllocation.list_id == list_id)) or 0)
 
 
 def mark_full(session: Session, list_id: uuid.UUID) -> None:
@@ -89,36 +81,42 @@ def credential_status_at(session: Session, status_list: StatusList, index: int) 
     return session.scalars(query).first()
 
 
-def allocated_indices(session: Session, list_id: uuid.UUID) -> Sequence[int]:
-    return session.scalars(
-        select(StatusAllocation.index).where(StatusAllocation.list_id == list_id)
-    ).all()
+def take_slots(session: Session, list_id: uuid.UUID, count: int) -> range:
+    """Take up to `count` unused slots of the list: one UPDATE of its counter (RETURNING).
 
-
-def claim_indices(session: Session, list_id: uuid.UUID, indices: Sequence[int]) -> list[int]:
-    """Insert allocations for `indices`; those inserted (the others were already taken).
-
-    PostgreSQL takes the indices as one array parameter (a single short statement, whatever the
-    count); SQLite gets a multi-row insert. Either way the primary key refuses taken indices.
+    The row lock it takes lasts until the transaction ends, which is why callers on PostgreSQL
+    take slots in a transaction of their own. The list is marked full with its last slot. An
+    empty range: the list had no slot left (another writer took the last ones).
     """
-    if not indices:
-        return []
-    table = cast(Table, StatusAllocation.__table__)
-    if on_postgresql(session):
-        statement = (
-            pg_insert(table)
-            .from_select(
-                ["list_id", "index"],
-                select(
-                    literal(list_id, Uuid),
-                    func.unnest(bindparam("indices", type_=ARRAY(Integer))),
-                ),
-            )
-            .on_conflict_do_nothing()
-            .returning(table.c.index)
+    taken = session.execute(
+        update(StatusList)
+        .where(
+            StatusList.id == list_id,
+            StatusList.full.is_(False),
+            StatusList.next_slot + count <= StatusList.size,
         )
-        return [int(i) for i in session.scalars(statement, {"indices": list(indices)})]
-    rows = insert_ignoring_conflicts(
-        session, table, [{"list_id": list_id, "index": i} for i in indices], table.c.index
+        .values(
+            next_slot=StatusList.next_slot + count,
+            full=StatusList.next_slot + count >= StatusList.size,
+        )
+        .returning(StatusList.next_slot)
+        .execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+    if taken is not None:
+        return range(taken - count, taken)
+    # Fewer than `count` slots left: take what remains.
+    row = session.execute(
+        select(StatusList.next_slot, StatusList.size)
+        .where(StatusList.id == list_id, StatusList.full.is_(False))
+        .with_for_update()
+    ).one_or_none()
+    if row is None:
+        return range(0)
+    first, size = int(row[0]), int(row[1])
+    session.execute(
+        update(StatusList)
+        .where(StatusList.id == list_id)
+        .values(next_slot=size, full=True)
+        .execution_options(synchronize_session=False)
     )
-    return [int(row[0]) for row in rows]
+    return range(first, size)

@@ -1,30 +1,25 @@
-"""Status lists: index allocation at random without reuse, status changes, the signed list credential."""
+"""Status lists: index allocation without reuse at pseudorandom positions, status changes, the signed list credential."""
 
 from __future__ import annotations
 
-import random
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from app.core import jose
 from app.core.config import Settings
-from app.core.db import add_unless_conflict, utcnow
+from app.core.db import add_unless_conflict, on_postgresql, side_session, utcnow
 from app.core.errors import NotFound
 from app.core.keys import KeyStore
 from app.core.standards import VC2_CONTEXT
 from app.issuers import service as issuers_service
 from app.issuers.models import Issuer
-from app.status import bitstring, repository
-from app.status.models import StatusAllocation, StatusList, StatusPurpose
+from app.status import bitstring, repository, shuffle
+from app.status.models import StatusList, StatusPurpose
 
-# Random probes before we look at the whole list: collisions only get likely once it is dense.
-PROBES = 8
-_RANDOM = random.SystemRandom()
 LIST_CREDENTIAL_TTL = timedelta(minutes=5)
 
 
@@ -65,6 +60,8 @@ def _open_list(session: Session, issuer: Issuer, purpose: StatusPurpose, size: i
         seq=repository.last_seq(session, issuer.id, purpose) + 1,
         size=size,
         full=False,
+        next_slot=0,
+        index_key=shuffle.new_key(),
         version=0,
         created_at=utcnow(),
         updated_at=utcnow(),
@@ -80,34 +77,11 @@ def _open_list(session: Session, issuer: Issuer, purpose: StatusPurpose, size: i
     return current
 
 
-def _claim(session: Session, status_list: StatusList, index: int) -> bool:
-    return add_unless_conflict(session, StatusAllocation(list_id=status_list.id, index=index))
-
-
 def allocate(
     session: Session, *, issuer: Issuer, purpose: StatusPurpose, size: int = bitstring.MIN_LIST_SIZE
 ) -> Allocation:
-    """Claim a random unused index in the issuer's open list for `purpose`, opening a new list when full.
-
-    The allocation table's primary key makes an index impossible to hand out twice, across threads,
-    processes and replicas alike.
-    """
-    while True:
-        status_list = _open_list(session, issuer, purpose, size)
-        for _ in range(PROBES):
-            index = bitstring.random_index(status_list.size)
-            if _claim(session, status_list, index):
-                return Allocation(status_list, index)
-        # Dense list: choose among the free indices themselves.
-        taken = set(repository.allocated_indices(session, status_list.id))
-        free = [i for i in range(status_list.size) if i not in taken]
-        while free:
-            index = free.pop(bitstring.random_index(len(free)))
-            if _claim(session, status_list, index):
-                return Allocation(status_list, index)
-        repository.mark_full(session, status_list.id)
-        session.flush()
-        session.expire(status_list)
+    """One index in the issuer's open list for `purpose` (see `allocate_many`)."""
+    return allocate_many(session, issuer=issuer, purpose=purpose, count=1, size=size)[0]
 
 
 def allocate_many(
@@ -118,51 +92,44 @@ def allocate_many(
     count: int,
     size: int = bitstring.MIN_LIST_SIZE,
 ) -> list[Allocation]:
-    """Claim `count` random unused indices at once (bulk issuance): one multi-row insert per round.
+    """`count` indices never handed out before, at pseudorandom positions; new lists as needed.
 
-    The same guarantees as `allocate`: random positions (issuance order stays hidden) and the
-    allocation table's primary key refusing any index another writer holds.
+    Each list gives out slots from a counter and maps them through its keyed permutation
+    (`shuffle`): one short UPDATE whatever the count, indices distinct by construction (across
+    threads, processes and replicas: the counter row is the only shared state), and issuance order
+    hidden. The counter's row lock lasts until the transaction ends: on PostgreSQL, `claim` below
+    takes the slots in a transaction of their own.
     """
     out: list[Allocation] = []
-
-    def claim(status_list: StatusList, indices: list[int]) -> int:
-        got = repository.claim_indices(session, status_list.id, indices)
-        out.extend(Allocation(status_list, i) for i in got)
-        return len(got)
-
     while len(out) < count:
         status_list = _open_list(session, issuer, purpose, size)
-        for _ in range(PROBES * 4):
-            need = count - len(out)
-            if need == 0:
-                return out
-            candidates = _RANDOM.sample(range(status_list.size), min(need, status_list.size))
-            if claim(status_list, candidates) < len(candidates) // 8:
-                break  # a list over ~7/8 full: stop drawing blind, draw among the free indices
-        need = count - len(out)
-        if need == 0:
-            break
-        taken = set(repository.allocated_indices(session, status_list.id))
-        free = [i for i in range(status_list.size) if i not in taken]
-        picks = _RANDOM.sample(free, min(need, len(free)))
-        claim(status_list, picks)
-        if len(picks) < need:
-            # Every free index is now taken (some perhaps by others): close the list, open the next.
+        if status_list.index_key is None:
+            # A list from before slot allocation that was never used: it cannot take slots.
             repository.mark_full(session, status_list.id)
-            session.flush()
-            session.expire(status_list)
+            continue
+        # Short of `count`, the list is full now: the next round opens the next one.
+        slots = repository.take_slots(session, status_list.id, count - len(out))
+        places = shuffle.permutation(status_list.index_key, status_list.size)
+        out.extend(Allocation(status_list, places(slot)) for slot in slots)
     return out
 
 
-def release(session: Session, allocations: list[Allocation]) -> None:
-    """Give back indices claimed for a credential that was not stored after all."""
-    for allocation in allocations:
-        session.execute(
-            delete(StatusAllocation).where(
-                StatusAllocation.list_id == allocation.status_list.id,
-                StatusAllocation.index == allocation.index,
-            )
-        )
+def claim(
+    session: Session, *, issuer: Issuer, purpose: StatusPurpose, count: int = 1
+) -> list[Allocation]:
+    """`allocate_many`, committed at once on PostgreSQL in a transaction of its own.
+
+    So the list's counter is locked for milliseconds, not for the whole issuance: concurrent
+    issuances (and revocations, which bump the same row) do not queue behind each other's signing.
+    The price: slots of an issuance that then fails stay used (the bits are never set; a tiny
+    loss of list capacity). SQLite has one writer, which the caller's transaction already is.
+    """
+    if not on_postgresql(session):
+        return allocate_many(session, issuer=issuer, purpose=purpose, count=count)
+    with side_session(session) as side:
+        allocations = allocate_many(side, issuer=issuer, purpose=purpose, count=count)
+        side.commit()
+    return allocations
 
 
 def touch(session: Session, list_id: uuid.UUID) -> None:
