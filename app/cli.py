@@ -92,7 +92,7 @@ def serve(
     settings = Settings()  # fail fast on bad settings, before forking workers
     _report_connection_budget(settings, workers)
     uvicorn.run(
-        "app.main:create_app",
+        "app.main:serving_app",
         factory=True,
         host=host,
         port=port,
@@ -126,7 +126,8 @@ def _report_connection_budget(settings: Settings, workers: int) -> None:
 
     if make_url(settings.database_url).get_backend_name() != "postgresql":
         return
-    per_process = pool_capacity(settings.db_pool_size) + SIDE_POOL_CAPACITY
+    # The pool, the side pool of short claims, and the job runner's LISTEN connection.
+    per_process = pool_capacity(settings.db_pool_size) + SIDE_POOL_CAPACITY + 1
     ours = per_process * workers
     engine = create_engine(settings.database_url, poolclass=NullPool)
     try:
@@ -680,11 +681,13 @@ def worker(
     import threading
 
     from app.jobs.runner import JobRunner
+    from app.main import freeze_heap
     from app.webhooks.dispatcher import Dispatcher
 
     ctx = _context()
     runner = JobRunner(ctx)
     dispatcher = Dispatcher.from_context(ctx)
+    freeze_heap()
     try:
         if until_idle:
             runner.run_until_idle()

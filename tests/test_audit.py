@@ -11,17 +11,20 @@ import json
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine, create_engine, delete, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 from test_keys import run_cli
 
 from app.audit.models import AuditEvent, AuditHead
-from app.audit.service import verify_chain
+from app.audit.service import event_hash, verify_chain
 from app.core.config import Settings
 from app.issuers.models import Issuer
 from conftest import ADMIN, World, bearer
@@ -257,3 +260,53 @@ def test_concurrent_appends_do_not_fork_the_chain(world: World, db: Engine) -> N
     keys = world.client.get(f"/api/v1/issuers/{slug}/keys", headers=ADMIN).json()
     assert [k["status"] for k in keys].count("active") == 1
     assert len(keys) == 9
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(
+    prev=st.text(alphabet="0123456789abcdef", min_size=64, max_size=64),
+    seq=st.integers(min_value=1, max_value=2**40),
+    event_type=st.text(max_size=30),
+    subject=st.none() | st.text(max_size=60),
+    data=st.dictionaries(st.text(max_size=10), _JSON, max_size=4),
+    at=st.datetimes(timezones=st.just(UTC)),
+)
+def test_the_link_text_is_the_canonical_json_of_the_event(
+    prev: str, seq: int, event_type: str, subject: str | None, data: dict[str, Any], at: datetime
+) -> None:
+    """`event_hash` writes the canonical JSON from its parts: the same text as json.dumps of the
+    whole event (the definition every chain written so far was hashed with)."""
+    issuer_id = uuid.uuid4()
+    canonical = json.dumps(
+        {
+            "prev": prev,
+            "issuer": str(issuer_id),
+            "seq": seq,
+            "type": event_type,
+            "subject": subject,
+            "data": data,
+            "at": at.isoformat(),
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    assert (
+        event_hash(
+            prev_hash=prev,
+            issuer_id=issuer_id,
+            seq=seq,
+            event_type=event_type,
+            subject=subject,
+            data=data,
+            created_at=at,
+        )
+        == hashlib.sha256(canonical.encode()).hexdigest()
+    )

@@ -381,6 +381,48 @@ def _count(url: str, sql: str, **params: Any) -> int:
         engine.dispose()
 
 
+def test_a_worker_process_joins_a_job_queued_elsewhere_at_once(
+    settings: Any, database_url: str, tmp_path: Path
+) -> None:
+    """A job submitted to one process wakes the runners of the others (NOTIFY at commit), long
+    before their next poll."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's; on SQLite one process's runner is woken directly")
+    settings = settings.model_copy(update={"background_workers": False})
+    env = cli_env(database_url, settings.keys_dir, MICROCRED_JOB_POLL_INTERVAL="60")
+    log_path = tmp_path / "worker.log"
+    log = log_path.open("wb")
+    worker = subprocess.Popen([MICROCRED, "worker"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + WAIT
+        while b"worker: working jobs" not in log_path.read_bytes():
+            assert worker.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, "the worker did not start"
+            time.sleep(0.1)
+        time.sleep(2)  # its first look at the empty queue is over; it now waits up to 60 s
+        app = create_app(settings)
+        with TestClient(app, base_url=BASE_URL) as client:
+            world = World(client)
+            key = world.issuer(slug="elsewhere")["api_key"]["key"]
+            achievement = world.achievement(key)["uuid"]
+            response = client.post(
+                f"/api/v1/credentials/batch?achievement_id={achievement}",
+                json=[{"recipient": {"email": f"e{i}@example.com"}} for i in range(20)],
+                headers=bearer(key),
+            )
+            assert response.status_code == 202, response.text
+            queued = time.monotonic()
+            job = wait_for(client, key, response.json()["id"], timeout=50)
+            took = time.monotonic() - queued
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+        log.close()
+    assert job["state"] == "completed"
+    assert job["issued"] == 20
+    assert took < 50, f"picked up after {took:.1f} s: not woken, polled"
+
+
 def test_sigkill_mid_job_on_postgresql_then_resume_issues_every_row_exactly_once(
     settings: Any, database_url: str, tmp_path: Path
 ) -> None:

@@ -32,22 +32,41 @@ def event_hash(
     created_at: datetime,
 ) -> str:
     """SHA-256 over the canonical JSON of the event and the previous link: editing any field,
-    deleting or reordering events breaks every later link."""
-    canonical = json.dumps(
-        {
-            "prev": prev_hash,
-            "issuer": str(issuer_id),
-            "seq": seq,
-            "type": event_type,
-            "subject": subject,
-            "data": data,
-            "at": created_at.isoformat(),
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
+    deleting or reordering events breaks every later link.
+
+    The canonical JSON is `json.dumps` of {"prev", "issuer", "seq", "type", "subject", "data",
+    "at"} with sorted keys, compact separators and `ensure_ascii=False`. It is written here from
+    its parts (`_link_text`), which gives the same text (a test holds the two together) for a
+    third of the cost: bulk issuance hashes one event per credential.
+    """
+    return _digest(
+        _link_text(
+            prev=_encode(prev_hash),
+            issuer=_encode(str(issuer_id)),
+            seq=seq,
+            event_type=_encode(event_type),
+            subject=_encode(subject),
+            data=_encode(data),
+            at=_encode(created_at.isoformat()),
+        )
     )
-    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+_encode = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+
+
+def _link_text(
+    *, prev: str, issuer: str, seq: int, event_type: str, subject: str, data: str, at: str
+) -> str:
+    """The canonical JSON of an event from its values' JSON, keys in sorted order."""
+    return (
+        f'{{"at":{at},"data":{data},"issuer":{issuer},"prev":{prev},"seq":{seq},'
+        f'"subject":{subject},"type":{event_type}}}'
+    )
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def lock_chain(session: Session, issuer_id: uuid.UUID) -> AuditHead:
@@ -127,17 +146,20 @@ def append_many(
     head = lock_chain(session, issuer_id)
     seq, prev = head.seq, head.hash
     created_at = utcnow()
+    issuer, at = _encode(str(issuer_id)), _encode(created_at.isoformat())
     rows: list[dict[str, Any]] = []
     for event_type, subject, data in events:
         seq += 1
-        digest = event_hash(
-            prev_hash=prev,
-            issuer_id=issuer_id,
-            seq=seq,
-            event_type=event_type.value,
-            subject=subject,
-            data=data,
-            created_at=created_at,
+        digest = _digest(
+            _link_text(
+                prev=f'"{prev}"',  # a hex digest: its JSON is itself in quotes
+                issuer=issuer,
+                seq=seq,
+                event_type=_encode(event_type.value),
+                subject=_encode(subject),
+                data=_encode(data),
+                at=at,
+            )
         )
         rows.append(
             {

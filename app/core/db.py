@@ -7,6 +7,7 @@ import threading
 import weakref
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -240,17 +241,19 @@ def bulk_insert(session: Session, table: Any, rows: Sequence[dict[str, Any]]) ->
     if raw is None:  # pragma: no cover - a checked-out connection always has its driver's
         raise RuntimeError("no database connection")
     names = ", ".join(f'"{c}"' for c in columns)
-    as_json = [isinstance(table.c[c].type, JSON) for c in columns]
+    as_json = [n for n, c in enumerate(columns) if isinstance(table.c[c].type, JSON)]
+    values = itemgetter(*columns) if len(columns) > 1 else lambda row: (row[columns[0]],)
     statement = f'COPY "{table.name}" ({names}) FROM STDIN'
     try:
         with raw.cursor() as cursor, cursor.copy(statement) as copy:
             for row in rows:
-                copy.write_row(
-                    [
-                        json.dumps(row[c]) if dump and row[c] is not None else row[c]
-                        for c, dump in zip(columns, as_json, strict=True)
-                    ]
-                )
+                cells = values(row)
+                if as_json:
+                    cells = list(cells)
+                    for n in as_json:
+                        if cells[n] is not None:
+                            cells[n] = json.dumps(cells[n])
+                copy.write_row(cells)
     except raw.IntegrityError as exc:
         # As SQLAlchemy would raise it: callers catch one IntegrityError on both backends.
         raise IntegrityError(statement, None, exc) from exc

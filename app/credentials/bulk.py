@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -218,13 +218,15 @@ def _sign_and_store(
     )
     profile = issuers_service.profile_document(settings, issuer)
     awarded = issued_at.replace(microsecond=0)
+    entry = _status_entries(settings, issuer.slug)
+    sign = partial(jose.sign, key=signer.key, algorithm=signer.algorithm, kid=signer.kid)
     rows: list[dict[str, Any]] = []
     by_id: dict[uuid.UUID, BulkRequest] = {}
     for n, (request, achievement_id, valid_from, valid_until) in enumerate(todo):
         credential_id = uuid.uuid4()
         recipient = _recipient(request.data)
-        allocations = [revocations[n]] + ([suspensions[n]] if suspensions else [])
-        entries = [status_service.status_entry(settings, issuer.slug, a) for a in allocations]
+        revocation = entry(revocations[n])
+        status = [revocation, entry(suspensions[n])] if suspensions else revocation
         credential = builder.build_credential(
             credential_id=credential_url(settings, credential_id),
             issuer_profile=profile,
@@ -234,14 +236,9 @@ def _sign_and_store(
             valid_until=valid_until,
             awarded=awarded,
             evidence=request.data.get("evidence") or None,
-            credential_status=entries[0] if len(entries) == 1 else entries,
+            credential_status=status,
         )
-        token = jose.sign(
-            builder.jwt_claims(credential),
-            key=signer.key,
-            algorithm=signer.algorithm,
-            kid=signer.kid,
-        )
+        token = sign(builder.jwt_claims(credential))
         by_id[credential_id] = request
         rows.append(
             {
@@ -259,9 +256,9 @@ def _sign_and_store(
                 "jwt": token,
                 "external_id": request.external_id,
                 "status": CredentialStatus.active.value,
-                "revocation_list_id": revocations[n].status_list.id,
+                "revocation_list_id": revocations[n].list_id,
                 "revocation_index": revocations[n].index,
-                "suspension_list_id": suspensions[n].status_list.id if suspensions else None,
+                "suspension_list_id": suspensions[n].list_id if suspensions else None,
                 "suspension_index": suspensions[n].index if suspensions else None,
                 "recipient_name_hidden": False,
             }
@@ -295,11 +292,29 @@ def _sign_and_store(
     return stored, signer.kid
 
 
+def _status_entries(
+    settings: Settings, slug: str
+) -> Callable[[status_service.Allocation], dict[str, Any]]:
+    """`status_service.status_entry` for many allocations of a few lists (URL made once a list)."""
+    made: dict[uuid.UUID, Callable[[int], dict[str, Any]]] = {}
+
+    def entry(allocation: status_service.Allocation) -> dict[str, Any]:
+        at = made.get(allocation.list_id)
+        if at is None:
+            at = made[allocation.list_id] = status_service.entry_maker(
+                settings, slug, allocation.status_list
+            )
+        return at(allocation.index)
+
+    return entry
+
+
 def announce(session: Session, *, settings: Settings, issuer: Issuer, batch: Batch) -> None:
     """The audit events and webhook messages of the credentials `issue_many` stored."""
     stored, kid = batch.stored, batch.kid
     if not stored:
         return
+    achievements = {a: str(a) for a in {row["achievement_id"] for row in stored}}
     audit_service.append_many(
         session,
         issuer_id=issuer.id,
@@ -307,7 +322,7 @@ def announce(session: Session, *, settings: Settings, issuer: Issuer, batch: Bat
             (
                 AuditEventType.credential_issued,
                 credential_url(settings, row["id"]),
-                {"achievement": str(row["achievement_id"]), "kid": kid},
+                {"achievement": achievements[row["achievement_id"]], "kid": kid},
             )
             for row in stored
         ],
@@ -315,7 +330,7 @@ def announce(session: Session, *, settings: Settings, issuer: Issuer, batch: Bat
     webhooks.enqueue_many(
         session,
         issuer_id=issuer.id,
-        events=[("credential.issued", issued_event(settings, issuer, row)) for row in stored],
+        events=(("credential.issued", issued_event(settings, issuer, row)) for row in stored),
     )
 
 

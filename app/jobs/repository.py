@@ -35,6 +35,17 @@ def add_rows(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     bulk_insert(session, JobRow.__table__, rows)
 
 
+# PostgreSQL channel on which a queued job is announced to every worker (see runner.Listener).
+CHANNEL = "microcred_jobs"
+
+
+def notify_workers(session: Session) -> None:
+    """Wake the job runners of every process when this transaction commits (PostgreSQL NOTIFY:
+    delivered at commit, never if it rolls back). SQLite has one process's runner, woken directly."""
+    if on_postgresql(session):
+        session.execute(select(func.pg_notify(CHANNEL, "")))
+
+
 def open_job_ids(session: Session, limit: int) -> Sequence[uuid.UUID]:
     """Jobs with work left, oldest first."""
     return session.scalars(

@@ -13,6 +13,8 @@ import time
 import uuid
 from collections.abc import Callable
 
+import psycopg
+
 from app.core.context import AppContext
 from app.jobs import repository, service
 
@@ -28,13 +30,21 @@ class JobRunner:
 
     def start(self) -> None:
         """Start `job_threads` threads. Two overlap a chunk's database writes (the GIL is free
-        while psycopg waits) with the signing of the next chunk; they claim disjoint chunks."""
+        while psycopg waits) with the signing of the next chunk; they claim disjoint chunks.
+
+        On PostgreSQL one more thread listens for jobs queued by any process (`_listen`)."""
         if self._threads:
             return
         for n in range(self.ctx.settings.job_threads):
             thread = threading.Thread(target=self._loop, name=f"microcred-jobs-{n}", daemon=True)
             thread.start()
             self._threads.append(thread)
+        if self.ctx.engine.dialect.name == "postgresql":
+            listener = threading.Thread(
+                target=self._listen, name="microcred-jobs-listen", daemon=True
+            )
+            listener.start()
+            self._threads.append(listener)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop after the chunk in progress (a chunk interrupted here would be redone anyway)."""
@@ -88,6 +98,32 @@ class JobRunner:
             total += n
             if n == 0:
                 return total
+
+    def _listen(self) -> None:
+        """Wake the job threads when any process queues a job (LISTEN; submit NOTIFYs at commit).
+
+        Without it, a job submitted to another replica or worker process waits for this one's next
+        poll (`job_poll_interval`) before this process joins in. One connection of its own, outside
+        the pool; on a lost connection, reconnect (and look at the queue: a job may have come
+        meanwhile).
+        """
+        conninfo = self.ctx.engine.url.set(drivername="postgresql").render_as_string(
+            hide_password=False
+        )
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(conninfo, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {repository.CHANNEL}")
+                    failures = 0
+                    self._wake.set()
+                    while not self._stop.is_set():
+                        for _ in conn.notifies(timeout=1.0, stop_after=1):
+                            self._wake.set()
+            except psycopg.Error as exc:
+                failures += 1
+                log.warning("job runner: listening for jobs failed (%s); retrying", exc)
+                self._stop.wait(min(60.0, 2.0**failures))
 
     def _loop(self) -> None:
         failures = 0

@@ -250,6 +250,8 @@ def submit(
     repository.add_rows(session, checked)
     if failed == len(checked):
         _complete(session, settings=settings, job_id=job.id)
+    else:
+        repository.notify_workers(session)
     session.refresh(job)
     return job
 

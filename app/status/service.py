@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -31,6 +32,8 @@ class StatusListNotFound(NotFound):
 class Allocation:
     status_list: StatusList
     index: int
+    # The list's id, read once (bulk issuance reads it per credential; an ORM attribute costs more).
+    list_id: uuid.UUID
 
 
 def list_url(settings: Settings, slug: str, purpose: StatusPurpose | str, seq: int) -> str:
@@ -39,14 +42,26 @@ def list_url(settings: Settings, slug: str, purpose: StatusPurpose | str, seq: i
 
 def status_entry(settings: Settings, slug: str, allocation: Allocation) -> dict[str, Any]:
     """A `BitstringStatusListEntry` for a credential's `credentialStatus`."""
-    url = list_url(settings, slug, allocation.status_list.purpose, allocation.status_list.seq)
-    return {
-        "id": f"{url}#{allocation.index}",
-        "type": "BitstringStatusListEntry",
-        "statusPurpose": StatusPurpose(allocation.status_list.purpose).value,
-        "statusListIndex": str(allocation.index),
-        "statusListCredential": url,
-    }
+    return entry_maker(settings, slug, allocation.status_list)(allocation.index)
+
+
+def entry_maker(
+    settings: Settings, slug: str, status_list: StatusList
+) -> Callable[[int], dict[str, Any]]:
+    """`status_entry` for indices of one list: its URL and purpose worked out once."""
+    url = list_url(settings, slug, status_list.purpose, status_list.seq)
+    purpose = StatusPurpose(status_list.purpose).value
+
+    def entry(index: int) -> dict[str, Any]:
+        return {
+            "id": f"{url}#{index}",
+            "type": "BitstringStatusListEntry",
+            "statusPurpose": purpose,
+            "statusListIndex": str(index),
+            "statusListCredential": url,
+        }
+
+    return entry
 
 
 def _open_list(session: Session, issuer: Issuer, purpose: StatusPurpose, size: int) -> StatusList:
@@ -108,9 +123,10 @@ def allocate_many(
             repository.mark_full(session, status_list.id)
             continue
         # Short of `count`, the list is full now: the next round opens the next one.
-        slots = repository.take_slots(session, status_list.id, count - len(out))
+        list_id = status_list.id
+        slots = repository.take_slots(session, list_id, count - len(out))
         places = shuffle.permutation(status_list.index_key, status_list.size)
-        out.extend(Allocation(status_list, places(slot)) for slot in slots)
+        out.extend(Allocation(status_list, places(slot), list_id) for slot in slots)
     return out
 
 

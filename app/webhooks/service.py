@@ -26,7 +26,7 @@ import json
 import random
 import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -178,17 +178,20 @@ def enqueue_many(
     session: Session,
     *,
     issuer_id: uuid.UUID,
-    events: Sequence[tuple[str, dict[str, Any]]],
+    events: Iterable[tuple[str, dict[str, Any]]],
 ) -> None:
-    """Queue many events of one issuer: one endpoint query, then two bulk inserts (executemany)."""
-    if not events:
-        return
-    unknown = {event_type for event_type, _ in events} - EVENT_TYPES
-    if unknown:
-        raise ValueError(f"unknown webhook event types: {sorted(unknown)}")
+    """Queue many events of one issuer: one endpoint query, then two bulk inserts (executemany).
+
+    `events` is only read when the issuer has an endpoint: a generator spares bulk issuance the
+    building of event data nobody subscribed to.
+    """
     subscriptions = repository.enabled_subscriptions(session, issuer_id)
     if not subscriptions:
         return
+    events = list(events)
+    unknown = {event_type for event_type, _ in events} - EVENT_TYPES
+    if unknown:
+        raise ValueError(f"unknown webhook event types: {sorted(unknown)}")
     now = utcnow()
     messages: list[dict[str, Any]] = []
     deliveries: list[dict[str, Any]] = []
