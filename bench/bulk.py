@@ -363,10 +363,9 @@ def run(sizes: list[int], workers: int, rounds: int = ROUNDS) -> list[Figures]:
         MICROCRED_BASE_URL=BASE_URL,
         MICROCRED_BACKGROUND_WORKERS="false",
     )
-    if os.environ.get("BENCH_JOB_THREADS"):
-        env["MICROCRED_JOB_THREADS"] = os.environ["BENCH_JOB_THREADS"]
-    if os.environ.get("BENCH_WORKERS"):
-        workers = int(os.environ["BENCH_WORKERS"])
+    if workers > 1:
+        # One job thread per process, as `serve --workers N` runs them (see its comment).
+        env["MICROCRED_JOB_THREADS"] = "1"
     client, key, achievement, slug = _setup(settings)
     freeze_heap()  # as `microcred serve` does once its app is built: this process is the API
     microcred = str(Path(sys.executable).parent / "microcred")

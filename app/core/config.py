@@ -47,9 +47,10 @@ class Settings(BaseSettings):
     # and stored per transaction; seconds an idle job runner sleeps between looks at the queue.
     batch_max_rows: int = Field(default=10_000, ge=1, le=1_000_000)
     batch_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
-    job_chunk_size: int = Field(default=500, ge=1, le=10_000)
+    job_chunk_size: int = Field(default=1000, ge=1, le=10_000)
     job_poll_interval: float = Field(default=1.0, gt=0, le=60)
-    # Job runner threads per process (each takes its own chunks; 2 overlap database and CPU work).
+    # Job runner threads per process (each takes its own chunks; 2 overlap database and CPU work
+    # in a lone process; with a process per core, 1 does better: `serve --workers N` defaults to 1).
     job_threads: int = Field(default=2, ge=1, le=16)
     # Run the background threads (the bulk-job runner and the webhook dispatcher) in this process.
     # Turn off in processes that should only serve requests; some process must run them.

@@ -32,7 +32,6 @@ from app.credentials.service import credential_url
 from app.issuers import service as issuers_service
 from app.issuers.models import Issuer
 from app.status import service as status_service
-from app.status.models import StatusPurpose
 from app.webhooks import service as webhooks
 
 Outcome = Literal["issued", "existing", "failed"]
@@ -147,16 +146,7 @@ def issue_many(
         return Batch([results[r.ref] for r in requests])
     # Claimed before the savepoint below, so that its rollback cannot un-claim them (SQLite) and
     # a retry reuses them (the first attempt stored nothing).
-    revocations = status_service.claim(
-        session, issuer=issuer, purpose=StatusPurpose.revocation, count=len(todo)
-    )
-    suspensions = (
-        status_service.claim(
-            session, issuer=issuer, purpose=StatusPurpose.suspension, count=len(todo)
-        )
-        if issuer.suspension
-        else []
-    )
+    claimed = status_service.claim(session, issuer=issuer, count=len(todo))
     store = partial(
         _sign_and_store,
         session,
@@ -166,8 +156,8 @@ def issue_many(
         documents=documents,
         issued_at=issued_at,
         results=results,
-        revocations=revocations,
-        suspensions=suspensions,
+        revocations=claimed.revocations,
+        suspensions=claimed.suspensions,
     )
     try:
         # Most rows are new: sign and store them all, and let the unique index on external_id

@@ -26,7 +26,6 @@ from app.credentials.schemas import CredentialCreate
 from app.issuers import service as issuers_service
 from app.issuers.models import Issuer
 from app.status import service as status_service
-from app.status.models import StatusPurpose
 from app.webhooks import service as webhooks_service
 from app.webhooks.models import WebhookEventType
 
@@ -125,11 +124,8 @@ def issue_credential(
     credential_id = uuid.uuid4()
     recipient = _recipient(data)
     manage_token = new_manage_token()
-    allocations = status_service.claim(session, issuer=issuer, purpose=StatusPurpose.revocation)
-    if issuer.suspension:
-        allocations += status_service.claim(
-            session, issuer=issuer, purpose=StatusPurpose.suspension
-        )
+    claimed = status_service.claim(session, issuer=issuer)
+    allocations = claimed.revocations + claimed.suspensions
     entries = [status_service.status_entry(settings, issuer.slug, a) for a in allocations]
     credential = builder.build_credential(
         credential_id=credential_url(settings, credential_id),
@@ -163,9 +159,9 @@ def issue_credential(
         idempotency_key=idempotency_key,
         request_hash=fingerprint,
         status=CredentialStatus.active,
-        revocation_list_id=allocations[0].status_list.id,
+        revocation_list_id=allocations[0].list_id,
         revocation_index=allocations[0].index,
-        suspension_list_id=allocations[1].status_list.id if len(allocations) > 1 else None,
+        suspension_list_id=allocations[1].list_id if len(allocations) > 1 else None,
         suspension_index=allocations[1].index if len(allocations) > 1 else None,
         manage_token_hash=hash_secret(manage_token),
     )

@@ -223,10 +223,17 @@ def submit(
                 )
                 continue
         row["payload"] = parsed.model_dump(mode="json", exclude_none=True, exclude={"external_id"})
-    wanted = {uuid.UUID(r["payload"]["achievement_id"]) for r in checked if r["payload"]}
-    owned = {a.id for a in achievements_service.achievements_of(session, issuer=issuer, ids=wanted)}
+    # As text: the payloads hold the canonical form (`model_dump` of a UUID), and 10,000 rows
+    # usually name one achievement.
+    wanted = {r["payload"]["achievement_id"] for r in checked if r["payload"]}
+    owned = {
+        str(a.id)
+        for a in achievements_service.achievements_of(
+            session, issuer=issuer, ids={uuid.UUID(a) for a in wanted}
+        )
+    }
     for row in checked:
-        if row["payload"] and uuid.UUID(row["payload"]["achievement_id"]) not in owned:
+        if row["payload"] and row["payload"]["achievement_id"] not in owned:
             row.update(
                 state=RowState.failed.value,
                 payload=None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Row, func, select, update
 from sqlalchemy.orm import Session
 
 from app.credentials.models import Credential
@@ -79,6 +79,45 @@ def credential_status_at(session: Session, status_list: StatusList, index: int) 
             Credential.suspension_list_id == status_list.id, Credential.suspension_index == index
         )
     return session.scalars(query).first()
+
+
+def take_open_slots(
+    session: Session, issuer_id: uuid.UUID, purpose: StatusPurpose, count: int
+) -> Row[uuid.UUID, int, int, str | None, int] | None:
+    """`count` slots of the issuer's open list in one statement, if it has that many left:
+    (id, seq, size, index_key, next_slot after the taking), else None (see `take_slots`)."""
+    open_list = (
+        select(StatusList.id)
+        .where(
+            StatusList.issuer_id == issuer_id,
+            StatusList.purpose == purpose,
+            StatusList.full.is_(False),
+        )
+        .order_by(StatusList.seq.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    return session.execute(
+        update(StatusList)
+        .where(
+            StatusList.id == open_list,
+            StatusList.full.is_(False),
+            StatusList.index_key.is_not(None),
+            StatusList.next_slot + count <= StatusList.size,
+        )
+        .values(
+            next_slot=StatusList.next_slot + count,
+            full=StatusList.next_slot + count >= StatusList.size,
+        )
+        .returning(
+            StatusList.id,
+            StatusList.seq,
+            StatusList.size,
+            StatusList.index_key,
+            StatusList.next_slot,
+        )
+        .execution_options(synchronize_session=False)
+    ).one_or_none()
 
 
 def take_slots(session: Session, list_id: uuid.UUID, count: int) -> range:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.core import jose
@@ -29,11 +30,32 @@ class StatusListNotFound(NotFound):
 
 
 @dataclass(frozen=True)
+class ListRef:
+    """What issuing needs of a status list (plain values: read per credential in bulk)."""
+
+    id: uuid.UUID
+    purpose: StatusPurpose
+    seq: int
+    size: int
+    index_key: str | None
+
+
+@dataclass(frozen=True)
 class Allocation:
-    status_list: StatusList
+    status_list: ListRef
     index: int
-    # The list's id, read once (bulk issuance reads it per credential; an ORM attribute costs more).
-    list_id: uuid.UUID
+
+    @property
+    def list_id(self) -> uuid.UUID:
+        return self.status_list.id
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """Indices claimed for a number of credentials: the n-th of each list is the n-th's."""
+
+    revocations: list[Allocation]
+    suspensions: list[Allocation]  # empty unless the issuer offers suspension
 
 
 def list_url(settings: Settings, slug: str, purpose: StatusPurpose | str, seq: int) -> str:
@@ -46,7 +68,7 @@ def status_entry(settings: Settings, slug: str, allocation: Allocation) -> dict[
 
 
 def entry_maker(
-    settings: Settings, slug: str, status_list: StatusList
+    settings: Settings, slug: str, status_list: ListRef
 ) -> Callable[[int], dict[str, Any]]:
     """`status_entry` for indices of one list: its URL and purpose worked out once."""
     url = list_url(settings, slug, status_list.purpose, status_list.seq)
@@ -115,6 +137,11 @@ def allocate_many(
     hidden. The counter's row lock lasts until the transaction ends: on PostgreSQL, `claim` below
     takes the slots in a transaction of their own.
     """
+    # Usually one statement: slots of the open list, if it has enough.
+    taken = repository.take_open_slots(session, issuer.id, purpose, count)
+    if taken is not None:
+        ref = ListRef(taken.id, purpose, taken.seq, taken.size, taken.index_key)
+        return _place(ref, range(taken.next_slot - count, taken.next_slot))
     out: list[Allocation] = []
     while len(out) < count:
         status_list = _open_list(session, issuer, purpose, size)
@@ -123,29 +150,46 @@ def allocate_many(
             repository.mark_full(session, status_list.id)
             continue
         # Short of `count`, the list is full now: the next round opens the next one.
-        list_id = status_list.id
-        slots = repository.take_slots(session, list_id, count - len(out))
-        places = shuffle.permutation(status_list.index_key, status_list.size)
-        out.extend(Allocation(status_list, places(slot), list_id) for slot in slots)
+        ref = ListRef(
+            status_list.id, purpose, status_list.seq, status_list.size, status_list.index_key
+        )
+        out += _place(ref, repository.take_slots(session, ref.id, count - len(out)))
     return out
 
 
-def claim(
-    session: Session, *, issuer: Issuer, purpose: StatusPurpose, count: int = 1
-) -> list[Allocation]:
-    """`allocate_many`, committed at once on PostgreSQL in a transaction of its own.
+def _place(ref: ListRef, slots: range) -> list[Allocation]:
+    places = shuffle.permutation(ref.index_key or "", ref.size)
+    return [Allocation(ref, places(slot)) for slot in slots]
 
-    So the list's counter is locked for milliseconds, not for the whole issuance: concurrent
-    issuances (and revocations, which bump the same row) do not queue behind each other's signing.
+
+def claim(session: Session, *, issuer: Issuer, count: int = 1) -> Claimed:
+    """Indices for `count` credentials of `issuer` (revocation, and suspension if it offers it),
+    committed at once on PostgreSQL in a transaction of its own.
+
+    So the lists' counters are locked for milliseconds, not for the whole issuance: concurrent
+    issuances (and revocations, which bump the same rows) do not queue behind each other's signing.
     The price: slots of an issuance that then fails stay used (the bits are never set; a tiny
     loss of list capacity). SQLite has one writer, which the caller's transaction already is.
     """
+
+    def both(on: Session) -> Claimed:
+        return Claimed(
+            allocate_many(on, issuer=issuer, purpose=StatusPurpose.revocation, count=count),
+            allocate_many(on, issuer=issuer, purpose=StatusPurpose.suspension, count=count)
+            if issuer.suspension
+            else [],
+        )
+
     if not on_postgresql(session):
-        return allocate_many(session, issuer=issuer, purpose=purpose, count=count)
+        return both(session)
     with side_session(session) as side:
-        allocations = allocate_many(side, issuer=issuer, purpose=purpose, count=count)
+        # Without waiting for the disk: the WAL is written in order, so this commit is on disk
+        # by the time any credential using these slots commits (synchronously) after it; if the
+        # server dies before, no credential holds them and losing them costs nothing.
+        side.execute(text("SET LOCAL synchronous_commit = off"))
+        claimed = both(side)
         side.commit()
-    return allocations
+    return claimed
 
 
 def touch(session: Session, list_id: uuid.UUID) -> None:
