@@ -1,18 +1,20 @@
 """Bulk issuance on PostgreSQL: credentials/s of a whole job against sign + Core bulk insert.
 
-For each size (10,000 and 100,000 by default) this run measures, on one fresh PostgreSQL database:
+For each size (10,000 and 100,000 by default) this run measures, on one fresh PostgreSQL database,
+in rounds (3 by default; the median round is the figure), each round a pair measured back to back:
 
 - the **ceiling**: the same number of credential payloads, built beforehand, then signed with the
   issuer's key (`app.core.jose.sign`) and stored with SQLAlchemy Core `insert()` executemany in
   chunks of 1,000, one commit per chunk, into a table shaped like `credentials` with the same
-  indexes (`CREATE TEMP TABLE … (LIKE credentials INCLUDING ALL)`): the raw rate of "sign and
-  store" on this machine, in one process;
+  indexes (`CREATE TABLE … (LIKE credentials INCLUDING ALL)`, so without its foreign keys): the
+  raw rate of "sign and store" on this machine, in as many processes as the job has workers;
 - the **job**: the rows submitted through `POST /api/v1/credentials/batch` (10,000 rows per
-  request, the default limit) and worked by `microcred worker --until-idle` processes — parsing
-  and checking every row, status-list indices, signing, the credentials, the audit chain, the
-  per-row results — from the first request to the last job completed.
+  request, the default limit) to `microcred worker` processes already running (one job thread
+  each, as `serve --workers N` runs them) — parsing and checking every row, status-list indices,
+  signing, the credentials, the audit chain, the per-row results — from the first request to the
+  last job's `finished_at`.
 
-`python -m bench.bulk [--sizes 10000,100000] [--workers 1]`. The database comes from
+`python -m bench.bulk [--sizes 10000,100000] [--workers 2] [--rounds 3]`. The database comes from
 MICROCRED_BENCH_DATABASE_URL, else from `../shared/ci/ensure-postgres` (a fresh one).
 """
 
