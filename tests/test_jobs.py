@@ -387,7 +387,9 @@ def test_a_worker_process_joins_a_job_queued_elsewhere_at_once(
     """A job submitted to one process wakes the runners of the others (NOTIFY at commit), long
     before their next poll."""
     if not database_url.startswith("postgresql"):
-        pytest.skip("LISTEN/NOTIFY is PostgreSQL's; on SQLite one process's runner is woken directly")
+        pytest.skip(
+            "LISTEN/NOTIFY is PostgreSQL's; on SQLite one process's runner is woken directly"
+        )
     settings = settings.model_copy(update={"background_workers": False})
     env = cli_env(database_url, settings.keys_dir, MICROCRED_JOB_POLL_INTERVAL="60")
     log_path = tmp_path / "worker.log"
