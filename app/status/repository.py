@@ -4,25 +4,30 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import Row, func, select, update
+from sqlalchemy import Row, Select, func, select, update
 from sqlalchemy.orm import Session
 
 from app.credentials.models import Credential
 from app.status.models import StatusList, StatusPurpose
 
 
-def open_list(session: Session, issuer_id: uuid.UUID, purpose: StatusPurpose) -> StatusList | None:
-    return session.scalars(
-        select(StatusList)
-        .where(
+def _newest_open(query: Select[Any], issuer_id: uuid.UUID, purpose: StatusPurpose) -> Select[Any]:
+    """`query` narrowed to the issuer's open list for `purpose` (the newest, should two be open)."""
+    return (
+        query.where(
             StatusList.issuer_id == issuer_id,
             StatusList.purpose == purpose,
             StatusList.full.is_(False),
         )
         .order_by(StatusList.seq.desc())
         .limit(1)
-    ).first()
+    )
+
+
+def open_list(session: Session, issuer_id: uuid.UUID, purpose: StatusPurpose) -> StatusList | None:
+    return session.scalars(_newest_open(select(StatusList), issuer_id, purpose)).first()
 
 
 def last_seq(session: Session, issuer_id: uuid.UUID, purpose: StatusPurpose) -> int:
@@ -86,17 +91,7 @@ def take_open_slots(
 ) -> Row[uuid.UUID, int, int, str | None, int] | None:
     """`count` slots of the issuer's open list in one statement, if it has that many left:
     (id, seq, size, index_key, next_slot after the taking), else None (see `take_slots`)."""
-    open_list = (
-        select(StatusList.id)
-        .where(
-            StatusList.issuer_id == issuer_id,
-            StatusList.purpose == purpose,
-            StatusList.full.is_(False),
-        )
-        .order_by(StatusList.seq.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
+    open_list = _newest_open(select(StatusList.id), issuer_id, purpose).scalar_subquery()
     return session.execute(
         update(StatusList)
         .where(
