@@ -35,7 +35,7 @@ def add_rows(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     bulk_insert(session, JobRow.__table__, rows)
 
 
-# PostgreSQL channel on which a queued job is announced to every worker (see runner.Listener).
+# PostgreSQL channel on which a queued job is announced to every worker (see JobRunner._listen).
 CHANNEL = "microcred_jobs"
 
 
