@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from app.audit import repository
 from app.audit.models import AuditEvent, AuditEventType, AuditHead
 from app.audit.schemas import ChainBreak, ChainReport
-from app.core.db import bulk_insert, utcnow
+from app.core.db import RawJSON, bulk_insert, utcnow
 from app.core.errors import BadRequest
 
 GENESIS = "0" * 64
@@ -147,9 +147,15 @@ def append_many(
     seq, prev = head.seq, head.hash
     created_at = utcnow()
     issuer, at = _encode(str(issuer_id)), _encode(created_at.isoformat())
+    # Bulk issuance passes one data object for many events (one per achievement): encoded once,
+    # and stored as that text (canonical JSON is JSON).
+    encoded: dict[int, RawJSON] = {}
     rows: list[dict[str, Any]] = []
     for event_type, subject, data in events:
         seq += 1
+        data_json = encoded.get(id(data))
+        if data_json is None:
+            data_json = encoded[id(data)] = RawJSON(_encode(data))
         digest = _digest(
             _link_text(
                 prev=f'"{prev}"',  # a hex digest: its JSON is itself in quotes
@@ -157,7 +163,7 @@ def append_many(
                 seq=seq,
                 event_type=_encode(event_type.value),
                 subject=_encode(subject),
-                data=_encode(data),
+                data=data_json,
                 at=at,
             )
         )
@@ -168,7 +174,7 @@ def append_many(
                 "seq": seq,
                 "type": event_type.value,
                 "subject": subject,
-                "data": data,
+                "data": data_json,
                 "created_at": created_at,
                 "prev_hash": prev,
                 "hash": digest,

@@ -226,6 +226,11 @@ def insert_ignoring_conflicts(
     return list(session.execute(statement.returning(*returning), list(rows)).all())
 
 
+class RawJSON(str):
+    """Text that is JSON already (e.g. pydantic's `model_dump_json`), for a JSON column that
+    `bulk_insert` writes: stored as is, not encoded a second time."""
+
+
 def bulk_insert(session: Session, table: Any, rows: Sequence[dict[str, Any]]) -> None:
     """Insert many rows in the session's transaction, as fast as the backend allows.
 
@@ -237,7 +242,7 @@ def bulk_insert(session: Session, table: Any, rows: Sequence[dict[str, Any]]) ->
         return
     columns = list(rows[0])
     if not on_postgresql(session):
-        session.execute(insert(table), list(rows))
+        session.execute(insert(table), [_decode_raw(row) for row in rows])
         return
     raw = session.connection().connection.driver_connection
     if raw is None:  # pragma: no cover - a checked-out connection always has its driver's
@@ -255,12 +260,19 @@ def bulk_insert(session: Session, table: Any, rows: Sequence[dict[str, Any]]) ->
                 if as_json:
                     cells = list(cells)
                     for n in as_json:
-                        if cells[n] is not None:
+                        if cells[n] is not None and not isinstance(cells[n], RawJSON):
                             cells[n] = json.dumps(cells[n])
                 copy.write_row(cells)
     except raw.IntegrityError as exc:
         # As SQLAlchemy would raise it: callers catch one IntegrityError on both backends.
         raise IntegrityError(statement, None, exc) from exc
+
+
+def _decode_raw(row: dict[str, Any]) -> dict[str, Any]:
+    """SQLAlchemy's JSON type encodes what it is given: hand it the value, not its JSON."""
+    if not any(isinstance(v, RawJSON) for v in row.values()):
+        return row
+    return {k: json.loads(v) if isinstance(v, RawJSON) else v for k, v in row.items()}
 
 
 _PG_DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]

@@ -304,7 +304,10 @@ def announce(session: Session, *, settings: Settings, issuer: Issuer, batch: Bat
     stored, kid = batch.stored, batch.kid
     if not stored:
         return
-    achievements = {a: str(a) for a in {row["achievement_id"] for row in stored}}
+    # One data object per achievement, shared by its events (append_many encodes it once).
+    data = {
+        a: {"achievement": str(a), "kid": kid} for a in {row["achievement_id"] for row in stored}
+    }
     audit_service.append_many(
         session,
         issuer_id=issuer.id,
@@ -312,7 +315,7 @@ def announce(session: Session, *, settings: Settings, issuer: Issuer, batch: Bat
             (
                 AuditEventType.credential_issued,
                 credential_url(settings, row["id"]),
-                {"achievement": achievements[row["achievement_id"]], "kid": kid},
+                data[row["achievement_id"]],
             )
             for row in stored
         ],

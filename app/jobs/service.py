@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from app.achievements import service as achievements_service
 from app.core.config import Settings
-from app.core.db import utcnow
+from app.core.db import RawJSON, utcnow
 from app.core.errors import AppError, BadRequest, NotFound, PayloadTooLarge
 from app.core.keys import KeyStore
 from app.credentials import bulk
@@ -184,6 +184,7 @@ def submit(
     job_id = uuid.uuid4()
     checked: list[dict[str, Any]] = []
     first_row_of: dict[str, int] = {}
+    achievement_of: dict[int, uuid.UUID] = {}  # row number -> achievement, for the rows that pass
     for number, raw in enumerate(batch.rows, start=1):
         row: dict[str, Any] = {
             "job_id": job_id,
@@ -222,22 +223,21 @@ def submit(
                     error=f"external_id: {parsed.external_id!r} already appears at row {first} of this batch",
                 )
                 continue
-        row["payload"] = parsed.model_dump(mode="json", exclude_none=True, exclude={"external_id"})
-    # As text: the payloads hold the canonical form (`model_dump` of a UUID), and 10,000 rows
-    # usually name one achievement.
-    wanted = {r["payload"]["achievement_id"] for r in checked if r["payload"]}
+        # Stored as the JSON pydantic writes (one step, in Rust: a tenth of the checking's time).
+        row["payload"] = RawJSON(parsed.model_dump_json(exclude_none=True, exclude={"external_id"}))
+        achievement_of[number] = parsed.achievement_id
     owned = {
-        str(a.id)
+        a.id
         for a in achievements_service.achievements_of(
-            session, issuer=issuer, ids={uuid.UUID(a) for a in wanted}
+            session, issuer=issuer, ids=set(achievement_of.values())
         )
     }
-    for row in checked:
-        if row["payload"] and row["payload"]["achievement_id"] not in owned:
-            row.update(
+    for number, wanted in achievement_of.items():
+        if wanted not in owned:
+            checked[number - 1].update(
                 state=RowState.failed.value,
                 payload=None,
-                error=f"achievement_id: no achievement {row['payload']['achievement_id']} of this issuer",
+                error=f"achievement_id: no achievement {wanted} of this issuer",
             )
     failed = sum(1 for r in checked if r["state"] == RowState.failed.value)
     job = Job(
