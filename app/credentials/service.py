@@ -124,7 +124,7 @@ def issue_credential(
     credential_id = uuid.uuid4()
     recipient = _recipient(data)
     manage_token = new_manage_token()
-    claimed = status_service.claim(session, issuer=issuer)
+    claimed = status_service.claim(session, issuer=issuer, apart=False)
     allocations = claimed.revocations + claimed.suspensions
     entries = [status_service.status_entry(settings, issuer.slug, a) for a in allocations]
     credential = builder.build_credential(
