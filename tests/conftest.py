@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 from alembic.script import ScriptDirectory
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -249,3 +250,17 @@ def ob_credential(issuer_id: str, **extra: Any) -> dict[str, Any]:
         **extra,
     }
     return {**credential, "iss": issuer_id, "jti": cred_id, "sub": subject, "nbf": 1704067200}
+
+
+@pytest.fixture(scope="session")
+def ca() -> trustme.CA:
+    """A test certificate authority for HTTPS servers on loopback (foreign sites, webhook receivers)."""
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def ca_file(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The CA's certificate as a PEM file, for MICROCRED_FETCH_CA_BUNDLE."""
+    path = tmp_path_factory.mktemp("ca") / "ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    return path

@@ -63,6 +63,8 @@ def _b64url(data: dict[str, Any]) -> str:
 class Server:
     """One `microcred serve` process on loopback; restartable on the same port, database and keys."""
 
+    start_timeout = START_TIMEOUT
+
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.port = _free_port()
@@ -109,6 +111,11 @@ class Server:
         )
 
     def start(self) -> None:
+        self.launch()
+        self.wait_ready()
+
+    def launch(self) -> None:
+        """Start `microcred serve` without waiting for it (several can then start side by side)."""
         assert self.process is None or self.process.poll() is not None, "already running"
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
@@ -119,19 +126,29 @@ class Server:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: the finalizer ends all of it
             )
-        deadline = time.monotonic() + START_TIMEOUT
+
+    def started(self) -> bool:
+        """Whether /health may be asked yet (a subclass waits for all its worker processes)."""
+        return True
+
+    def wait_ready(self) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 pytest.fail(f"the server exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                response = httpx.get(f"{self.base_url}/health", timeout=1.0)
-                if response.status_code == 200 and response.json()["database"] == "ok":
-                    return
-            except httpx.TransportError:
-                pass
+            if self.started():
+                try:
+                    response = httpx.get(f"{self.base_url}/health", timeout=5.0)
+                    if response.status_code == 200 and response.json()["database"] == "ok":
+                        return
+                except httpx.TransportError:
+                    pass
             time.sleep(0.1)
         self.stop()
-        pytest.fail(f"the server did not answer /health within {START_TIMEOUT} s:\n{self.log()}")
+        pytest.fail(
+            f"the server did not answer /health within {self.start_timeout} s:\n{self.log()}"
+        )
 
     def stop(self) -> int | None:
         """SIGTERM, then SIGKILL after 10 s; returns the exit code."""

@@ -140,18 +140,6 @@ class Site:
         self.thread.join(5)
 
 
-@pytest.fixture(scope="session")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture(scope="session")
-def ca_file(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("ca") / "ca.pem"
-    ca.cert_pem.write_to_path(str(path))
-    return path
-
-
 @pytest.fixture
 def site(ca: trustme.CA) -> Iterator[Site]:
     with Site(ca.issue_cert("127.0.0.1", "localhost", "::1")) as s:

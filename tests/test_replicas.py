@@ -99,6 +99,8 @@ def query(url: str, sql: str, **params: Any) -> list[Any]:
 class Replica(Server):
     """`microcred serve` on loopback against a shared PostgreSQL schema and keys folder."""
 
+    start_timeout = START_TIMEOUT
+
     def __init__(self, workdir: Path, *, database_url: str, keys_dir: Path, workers: int) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         super().__init__(workdir)
@@ -112,40 +114,12 @@ class Replica(Server):
             }
         )
 
-    def start(self) -> None:
-        self.launch()
-        self.wait_ready()
-
-    def launch(self) -> None:
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [_microcred(), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
-                env=self.env,
-                cwd=self.workdir,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: the finalizer ends all of it
-            )
-
-    def wait_ready(self) -> None:
-        """Wait until every worker process has started (each one imports and builds the app:
-        seconds of CPU apiece, and they start side by side on a small machine)."""
-        assert self.process is not None
-        workers = int(self.env["MICROCRED_WORKERS"])
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"the server exited with {self.process.returncode}:\n{self.log()}")
-            if self.log().count("Application startup complete") >= workers:
-                try:
-                    response = httpx.get(f"{self.base_url}/health", timeout=5.0)
-                    if response.status_code == 200 and response.json()["database"] == "ok":
-                        return
-                except httpx.TransportError:
-                    pass
-            time.sleep(0.2)
-        self.stop()
-        pytest.fail(f"the server did not start within {START_TIMEOUT} s:\n{self.log()}")
+    def started(self) -> bool:
+        """Every worker process has started (each one imports and builds the app: seconds of
+        CPU apiece, and they start side by side on a small machine)."""
+        return self.log().count("Application startup complete") >= int(
+            self.env["MICROCRED_WORKERS"]
+        )
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, timeout=30.0)

@@ -176,18 +176,6 @@ class MustNotConnect(httpx.BaseTransport):
         pytest.fail(f"a connection was attempted to {request.url}")
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture(scope="module")
-def ca_file(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("webhook-ca") / "ca.pem"
-    ca.cert_pem.write_to_path(str(path))
-    return path
-
-
 @pytest.fixture
 def receiver(ca: trustme.CA) -> Iterator[Receiver]:
     r = Receiver(ca.issue_cert("127.0.0.1")).start()

@@ -7,6 +7,7 @@ import threading
 import weakref
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -290,6 +291,7 @@ _BINARY_COPY_TYPES = {
 }
 
 
+@lru_cache(maxsize=256)
 def _copy_type(column: Column[Any]) -> str:
     name = column.type.compile(dialect=_PG_DIALECT).split("(")[0]
     try:
