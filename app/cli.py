@@ -29,8 +29,13 @@ cli.add_typer(keys_cli, name="keys")
 cli.add_typer(audit_cli, name="audit")
 jobs_cli = typer.Typer(help="Bulk issuance jobs.", no_args_is_help=True)
 cli.add_typer(jobs_cli, name="jobs")
+trust_cli = typer.Typer(
+    help="The operator's trust list: issuers verification calls `listed`.", no_args_is_help=True
+)
+cli.add_typer(trust_cli, name="trust")
 
 MAX_FETCH_BYTES = 1024 * 1024
+MAX_REGISTRY_BYTES = 16 * 1024 * 1024  # `trust import`: a registry file is far smaller
 WORKER_HEALTHCHECK_SECONDS = 60
 
 
@@ -44,6 +49,12 @@ def _context() -> AppContext:
 def _fail(message: str, code: int = 2) -> typer.Exit:
     typer.secho(message, fg=typer.colors.RED, err=True)
     return typer.Exit(code)
+
+
+def _warn(messages: list[str]) -> None:
+    """Warnings on stderr (yellow), so that stdout stays the JSON a script reads."""
+    for message in messages:
+        typer.secho(f"warning: {message}", fg=typer.colors.YELLOW, err=True)
 
 
 def _unit_of_work(ctx: AppContext) -> Any:
@@ -226,6 +237,7 @@ def issuer_create(
     except AppError as exc:
         raise _fail(exc.message) from exc
     typer.echo(json.dumps({"issuer": read.model_dump(mode="json"), "api_key": secret}, indent=2))
+    _warn(service.algorithm_warnings(key.algorithm))
 
 
 @cli.command()
@@ -459,7 +471,7 @@ def verify(
 ) -> None:
     """Verify a credential and print the checks; exits 0 only if it is verified."""
     from app.verify.keys import TrustedKey
-    from app.verify.service import Verifier, verify_any
+    from app.verify.service import Verifier
 
     if source == "-":
         source = sys.stdin.read()
@@ -474,14 +486,9 @@ def verify(
     ctx = _context()
     with _unit_of_work(ctx) as session:
         credential = _load_credential(ctx, session, source)
-        verifier = Verifier(
-            session=session,
-            settings=ctx.settings,
-            key_cache=ctx.public_keys,
-            trusted_keys=trusted,
-            fetcher=ctx.fetcher,
+        result = (
+            Verifier.from_context(ctx, session, trusted_keys=trusted).verify(credential).result()
         )
-        result = verify_any(verifier, credential).result()
     if as_json:
         typer.echo(result.model_dump_json(indent=2))
     else:
@@ -496,6 +503,8 @@ def verify(
             typer.echo(
                 f"  {c.achievement.name or '(unnamed)'} — issued by {c.issuer.name or c.issuer.id}"
             )
+            if c.issuer.trust is not None:
+                typer.echo(f"  issuer trust: {c.issuer.trust.level.value}: {c.issuer.trust.detail}")
         for check in result.checks:
             typer.echo(f"  [{check.result.value:7}] {check.check.value}: {check.detail}")
     raise typer.Exit(0 if result.verified else 1)
@@ -564,6 +573,7 @@ def keys_rotate(
     except AppError as exc:
         raise _fail(exc.message) from exc
     typer.echo(json.dumps(out, indent=2))
+    _warn(service.algorithm_warnings(out["algorithm"]))
 
 
 @keys_cli.command("retire")
@@ -631,13 +641,16 @@ def audit_verify(
     """Recompute the audit hash chains; exit 1 naming the first broken link of each broken chain."""
     from app.audit import service as audit
     from app.core.errors import AppError
+    from app.issuers import repository as issuers_repository
     from app.issuers import service as issuers
 
     ctx = _context()
     try:
         with _unit_of_work(ctx) as session:
             issuer_id = issuers.get_issuer(session, slug=issuer).id if issuer else None
-            report = audit.verify_chain(session, issuer_id=issuer_id)
+            report = audit.verify_chain(
+                session, issuer_id=issuer_id, names=issuers_repository.slugs(session)
+            )
     except AppError as exc:
         raise _fail(exc.message) from exc
     if report.intact:
@@ -674,6 +687,115 @@ def jobs_show(
         raise _fail(exc.message) from exc
     finally:
         ctx.close()
+
+
+@trust_cli.command("add")
+def trust_add(
+    identifier: Annotated[
+        str, typer.Argument(help="The issuer's DID, or an https URL (listed as its origin).")
+    ],
+    name: Annotated[str, typer.Option(help="The name verification shows.")],
+    url: Annotated[str | None, typer.Option(help="The issuer's website (https).")] = None,
+    note: Annotated[str | None, typer.Option(help="A note for operators.")] = None,
+) -> None:
+    """Add an issuer to the trust list; prints the entry."""
+    from pydantic import ValidationError
+
+    from app.core.errors import AppError
+    from app.trust import service
+    from app.trust.schemas import TrustEntryCreate, TrustEntryRead, first_error
+
+    try:
+        data = TrustEntryCreate.model_validate(
+            {"identifier": identifier, "name": name, "url": url, "note": note}
+        )
+    except ValidationError as exc:
+        raise _fail(f"invalid entry: {first_error(exc)}") from None
+    ctx = _context()
+    try:
+        with _unit_of_work(ctx) as session:
+            read = TrustEntryRead.from_record(service.add_entry(session, data=data))
+    except AppError as exc:
+        raise _fail(exc.message) from None
+    typer.echo(json.dumps(read.model_dump(mode="json"), indent=2))
+
+
+@trust_cli.command("list")
+def trust_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Print the trust list: identifier, name, source and id of each entry."""
+    from app.trust import service
+    from app.trust.schemas import TrustEntryRead
+
+    ctx = _context()
+    with _unit_of_work(ctx) as session:
+        entries = [TrustEntryRead.from_record(e) for e in service.list_entries(session)]
+    if as_json:
+        typer.echo(json.dumps([e.model_dump(mode="json") for e in entries], indent=2))
+        return
+    rows = [("IDENTIFIER", "NAME", "SOURCE", "ID")]
+    rows += [(e.identifier, e.name, e.source, str(e.id)) for e in entries]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        typer.echo("  ".join([*cells, row[3]]))
+
+
+@trust_cli.command("remove")
+def trust_remove(
+    ref: Annotated[
+        str, typer.Argument(metavar="IDENTIFIER_OR_ID", help="The entry's identifier or id.")
+    ],
+) -> None:
+    """Take an entry off the trust list; prints what was removed."""
+    from app.core.errors import AppError
+    from app.trust import service
+    from app.trust.schemas import TrustEntryRead
+
+    ctx = _context()
+    try:
+        with _unit_of_work(ctx) as session:
+            read = TrustEntryRead.from_record(service.remove_entry(session, ref=ref))
+    except AppError as exc:
+        raise _fail(exc.message) from None
+    typer.echo(json.dumps(read.model_dump(mode="json"), indent=2))
+
+
+@trust_cli.command("import")
+def trust_import(
+    file: Annotated[Path, typer.Argument(help="A DCC issuer registry file (registry.json).")],
+    registry: Annotated[
+        str, typer.Option(help='The registry\'s name: its entries get "dcc-registry:<name>".')
+    ] = "dcc",
+    replace: Annotated[
+        bool, typer.Option(help="Also remove this registry's entries the file no longer has.")
+    ] = False,
+) -> None:
+    """Import a Digital Credentials Consortium issuer registry: all of it or nothing."""
+    from app.core.errors import AppError
+    from app.trust import service
+
+    try:
+        with file.open("rb") as handle:
+            raw = handle.read(MAX_REGISTRY_BYTES + 1)
+    except OSError as exc:
+        raise _fail(f"cannot read {file}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_REGISTRY_BYTES:
+        raise _fail(f"{file} is larger than {MAX_REGISTRY_BYTES // (1024 * 1024)} MiB")
+    try:
+        document = json.loads(raw)
+    except ValueError as exc:  # UnicodeDecodeError is a ValueError too
+        raise _fail(f"{file} is not JSON: {exc}") from None
+    ctx = _context()
+    try:
+        with _unit_of_work(ctx) as session:
+            result = service.import_dcc_registry(
+                session, document, registry=registry, replace_source=replace
+            )
+    except AppError as exc:
+        raise _fail(f"{file}: {exc.message} Nothing was imported.") from None
+    typer.echo(json.dumps(result.model_dump(mode="json"), indent=2))
 
 
 @cli.command()

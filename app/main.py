@@ -15,20 +15,21 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.achievements import router as achievements
-from app.audit import router as audit
 from app.badges import router as badges
 from app.core.config import Environment, Settings
 from app.core.context import AppContext
 from app.core.errors import BodySizeLimitMiddleware, install_error_handlers, problem
 from app.core.web import render
 from app.credentials import router as credentials
+from app.credentials import status_lists
+from app.issuers import audit_router
 from app.issuers import router as issuers
 from app.jobs import router as jobs
 from app.jobs.runner import JobRunner
 from app.models import load_all_models
 from app.portfolios import router as portfolios
-from app.sharing import router as sharing
-from app.status import router as status
+from app.trust import router as trust
+from app.verify import credential_pages
 from app.verify import router as verify
 from app.webhooks import router as webhooks
 from app.webhooks.dispatcher import Dispatcher
@@ -179,14 +180,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(jobs.api)
     app.include_router(credentials.api)
     app.include_router(verify.api)
-    app.include_router(audit.api)
+    app.include_router(audit_router.api)
     app.include_router(webhooks.api)
-    app.include_router(credentials.public)
+    app.include_router(trust.api)
+    app.include_router(credential_pages.public)
     app.include_router(badges.public)
-    app.include_router(sharing.public)
     app.include_router(issuers.public)
     app.include_router(achievements.public)
-    app.include_router(status.public)
+    app.include_router(status_lists.public)
     app.include_router(portfolios.router)
     app.include_router(verify.pages)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -11,4 +11,5 @@ def load_all_models() -> None:
     from app.jobs import models as _jobs  # noqa: F401
     from app.portfolios import models as _portfolios  # noqa: F401
     from app.status import models as _status  # noqa: F401
+    from app.trust import models as _trust  # noqa: F401
     from app.webhooks import models as _webhooks  # noqa: F401

@@ -11,6 +11,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -249,7 +250,13 @@ def ob_credential(issuer_id: str, **extra: Any) -> dict[str, Any]:
         },
         **extra,
     }
-    return {**credential, "iss": issuer_id, "jti": cred_id, "sub": subject, "nbf": 1704067200}
+    claims = {"iss": issuer_id, "jti": cred_id, "sub": subject}
+    # OB 3.0 §8.2.4.1: nbf is validFrom and exp is validUntil (when set).
+    for claim, field in (("nbf", "validFrom"), ("exp", "validUntil")):
+        stamp = credential.get(field)
+        if isinstance(stamp, str):
+            claims[claim] = int(datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp())
+    return {**credential, **claims}
 
 
 @pytest.fixture(scope="session")

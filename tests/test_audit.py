@@ -220,7 +220,7 @@ def test_removed_or_rewritten_links_are_detected(
             )
             expected = (events[3]["seq"], f"seq {middle['seq']} missing")
     with Session(db) as session:
-        report = verify_chain(session, issuer_id=issuer_id)
+        report = verify_chain(session, issuer_id=issuer_id, names={issuer_id: slug})
     assert not report.intact
     [found] = report.breaks
     assert found.issuer_slug == slug

@@ -203,8 +203,10 @@ def test_1edtech_baked_jwt_fixtures_verify(client: TestClient, name: str) -> Non
     assert isinstance(jwt, str)
     assert jwt.count(".") == 2
     result = _verified(client, data)
-    assert result["verified"] is True, result
-    assert check(result, "signature")["result"] == "pass"
+    # Unbaked and verified like the web page does; the verdict is the fixtures' own: an https
+    # issuer id signed by a key in the header is not that issuer (test_verify_interop has why).
+    assert result["status"] == "invalid", result
+    assert {check(result, "format")["result"], check(result, "issuer")["result"]} & {"fail"}
 
 
 @pytest.mark.parametrize("name", ["simple-json.png", "simple-json.svg"])

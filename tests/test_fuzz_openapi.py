@@ -117,6 +117,13 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> I
             headers=bearer(issuer["api_key"]["key"]),
         )
         assert job.status_code == 202, job.text
+        # a trust list entry, for /api/v1/trust/issuers/{entry_id}
+        listed = client.post(
+            "/api/v1/trust/issuers",
+            json={"identifier": "did:web:listed.example", "name": "Listed"},
+            headers=ADMIN,
+        )
+        assert listed.status_code == 201, listed.text
         yield Fuzzed(
             app=app,
             client=client,
@@ -135,6 +142,7 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> I
                 "endpoint_id": str(endpoint_id),
                 "delivery_id": str(_a_delivery(app, endpoint_id)),
                 "job_id": job.json()["id"],
+                "entry_id": listed.json()["id"],
             },
         )
 
@@ -207,9 +215,28 @@ def test_no_operation_answers_5xx(
 
 # --- POST /api/v1/verify with arbitrary bodies ---------------------------------------------------
 
-CHECK_NAMES = {"format", "signature", "issuer", "validity_period", "schema", "status", "record"}
+CHECK_NAMES = {
+    "format",
+    "signature",
+    "issuer",
+    "trust",
+    "validity_period",
+    "schema",
+    "data_model",
+    "status",
+    "record",
+}
 CHECK_RESULTS = {"pass", "fail", "error", "skipped"}
-STATUSES = {"valid", "invalid", "expired", "not_yet_valid", "revoked", "suspended", "unknown"}
+STATUSES = {
+    "valid",
+    "invalid",
+    "expired",
+    "not_yet_valid",
+    "revoked",
+    "suspended",
+    "unknown",
+    "issuer_unconfirmed",
+}
 CONTENT_TYPES = [
     "application/json",
     "application/ld+json",

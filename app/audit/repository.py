@@ -9,7 +9,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.audit.models import AuditEvent, AuditHead
-from app.issuers.models import Issuer
 
 
 def lock_head(session: Session, issuer_id: uuid.UUID) -> AuditHead | None:
@@ -46,16 +45,15 @@ def page(
     return session.scalars(query.order_by(AuditEvent.seq).limit(limit)).all()
 
 
-def chains(session: Session, issuer_id: uuid.UUID | None = None) -> Sequence[tuple[uuid.UUID, str]]:
-    """(issuer id, slug) of every issuer with a chain (a head or at least one event)."""
-    has_head = select(AuditHead.issuer_id)
-    has_events = select(AuditEvent.issuer_id).distinct()
-    query = select(Issuer.id, Issuer.slug).where(
-        Issuer.id.in_(has_head.union(has_events).scalar_subquery())
-    )
+def chains(session: Session, issuer_id: uuid.UUID | None = None) -> Sequence[uuid.UUID]:
+    """The issuer id of every chain (a head or at least one event)."""
+    heads = select(AuditHead.issuer_id)
+    with_events = select(AuditEvent.issuer_id)
     if issuer_id is not None:
-        query = query.where(Issuer.id == issuer_id)
-    return [(row.id, row.slug) for row in session.execute(query.order_by(Issuer.slug))]
+        heads = heads.where(AuditHead.issuer_id == issuer_id)
+        with_events = with_events.where(AuditEvent.issuer_id == issuer_id)
+    union = heads.union(with_events).subquery()
+    return list(session.scalars(select(union.c.issuer_id).order_by(union.c.issuer_id)))
 
 
 def events_in_order(session: Session, issuer_id: uuid.UUID) -> Generator[AuditEvent]:

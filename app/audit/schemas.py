@@ -26,13 +26,13 @@ class ChainBreak(BaseModel):
     """The first link of one chain that does not check out."""
 
     issuer_id: uuid.UUID
-    issuer_slug: str
+    issuer_slug: str | None = None
     seq: int | None = Field(description="The event's seq; None when the head itself is wrong.")
     event_id: uuid.UUID | None
     problem: str
 
     def describe(self) -> str:
-        where = f"issuer {self.issuer_slug}"
+        where = f"issuer {self.issuer_slug or self.issuer_id}"
         if self.seq is not None:
             where += f", event seq {self.seq} (id {self.event_id})"
         else:

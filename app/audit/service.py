@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import closing
 from datetime import datetime
 from typing import Any
@@ -207,7 +207,7 @@ def list_events(
 
 
 def _check_chain(
-    session: Session, issuer_id: uuid.UUID, slug: str
+    session: Session, issuer_id: uuid.UUID, slug: str | None
 ) -> tuple[int, ChainBreak | None]:
     """Recompute one chain from GENESIS: (events read, the first break or None)."""
     expected_seq, prev_hash, count = 1, GENESIS, 0
@@ -269,16 +269,22 @@ def _check_chain(
     return count, None
 
 
-def verify_chain(session: Session, *, issuer_id: uuid.UUID | None = None) -> ChainReport:
+def verify_chain(
+    session: Session,
+    *,
+    issuer_id: uuid.UUID | None = None,
+    names: Mapping[uuid.UUID, str] | None = None,
+) -> ChainReport:
     """Recompute every issuer's chain (or one) and name the first broken link of each.
 
     Each event must follow its predecessor in seq without gaps, carry the previous event's hash,
-    hash to its stored value, and the last one must be what the head row records.
+    hash to its stored value, and the last one must be what the head row records. `names`
+    (issuer id -> slug, from the caller: audit knows issuers only by id) labels the breaks.
     """
     events, breaks = 0, []
     chains = repository.chains(session, issuer_id)
-    for chain_issuer, slug in chains:
-        read, problem = _check_chain(session, chain_issuer, slug)
+    for chain_issuer in chains:
+        read, problem = _check_chain(session, chain_issuer, (names or {}).get(chain_issuer))
         events += read
         if problem is not None:
             breaks.append(problem)

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     fetch_cache_ttl: float = Field(default=300.0, ge=0)
     # An extra CA certificate file trusted for fetches, beside the public roots (tests, private PKI).
     fetch_ca_bundle: Path | None = None
+    # JSON-LD contexts a credential names that are not shipped with the package are fetched
+    # (through the same guarded fetcher); turned off, such a credential cannot be checked.
+    remote_contexts: bool = True
     # Bulk issuance: rows and bytes one `POST /api/v1/credentials/batch` may carry; rows signed
     # and stored per transaction; seconds an idle job runner sleeps between looks at the queue.
     batch_max_rows: int = Field(default=10_000, ge=1, le=1_000_000)

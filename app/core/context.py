@@ -13,6 +13,7 @@ from app.core.cache import ImageCache
 from app.core.config import Settings
 from app.core.db import make_engine, make_sessionmaker, pool_capacity, read_only
 from app.core.fetch import Fetcher
+from app.core.jsonld import ContextLoader
 from app.core.keys import KeyStore, PublicKey
 
 
@@ -24,6 +25,9 @@ class AppContext:
     read_sessions: sessionmaker[Session]
     keystore: KeyStore
     fetcher: Fetcher  # guarded HTTPS fetches of foreign issuers' keys and status lists
+    # JSON-LD contexts for the data_model check: shipped ones, others through `fetcher` when the
+    # settings allow remote contexts (expanded contexts are cached here, for the app's life).
+    contexts: ContextLoader = field(default_factory=ContextLoader)
     # Parsed public keys by full kid: parsing a JWK costs more than verifying with it.
     public_keys: dict[str, PublicKey] = field(default_factory=dict)
     # Immutable rendered images (QR codes) by cache key.
@@ -53,6 +57,7 @@ class AppContext:
         passphrase = (
             settings.keys_passphrase.get_secret_value() if settings.keys_passphrase else None
         )
+        fetcher = Fetcher.from_settings(settings)
         return cls(
             settings=settings,
             engine=engine,
@@ -64,7 +69,8 @@ class AppContext:
             if engine.dialect.name == "postgresql"
             else None,
             keystore=KeyStore(settings.keys_dir, passphrase),
-            fetcher=Fetcher.from_settings(settings),
+            fetcher=fetcher,
+            contexts=ContextLoader.from_settings(settings, fetch=fetcher.get_json),
             images=ImageCache(settings.qr_cache_size),
             db_capacity=pool_capacity(settings.db_pool_size),
         )

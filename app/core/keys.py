@@ -22,6 +22,11 @@ class UnusableKey(Exception):
     """A key that cannot be used: malformed, of an unsupported type, or unreadable."""
 
 
+class UnsupportedKey(UnusableKey):
+    """A well-formed key of a type or curve this service does not support (secp256k1, X25519…):
+    a verifier cannot check it, which is not the same as finding it wrong."""
+
+
 class SigningAlgorithm(StrEnum):
     """Algorithms our own issuers sign with (verification accepts a few more)."""
 
@@ -106,7 +111,7 @@ def public_key_from_jwk(jwk: Any) -> PublicKey:
         if kty == "EC":
             curve = _CURVES.get(str(jwk.get("crv")))
             if curve is None:
-                raise UnusableKey(f"unsupported EC curve {jwk.get('crv')!r}")
+                raise UnsupportedKey(f"unsupported EC curve {jwk.get('crv')!r}")
             curve_cls, size = curve
             x, y = b64url_decode(str(jwk["x"])), b64url_decode(str(jwk["y"]))
             if len(x) != size or len(y) != size:
@@ -116,7 +121,7 @@ def public_key_from_jwk(jwk: Any) -> PublicKey:
             ).public_key()
         if kty == "OKP":
             if jwk.get("crv") != "Ed25519":
-                raise UnusableKey(f"unsupported OKP curve {jwk.get('crv')!r}")
+                raise UnsupportedKey(f"unsupported OKP curve {jwk.get('crv')!r}")
             return ed25519.Ed25519PublicKey.from_public_bytes(b64url_decode(str(jwk["x"])))
         if kty == "RSA":
             n = int.from_bytes(b64url_decode(str(jwk["n"])), "big")
@@ -128,7 +133,7 @@ def public_key_from_jwk(jwk: Any) -> PublicKey:
         raise
     except (KeyError, ValueError, TypeError) as exc:
         raise UnusableKey(f"malformed {kty} JWK: {exc}") from exc
-    raise UnusableKey(f"unsupported JWK key type {kty!r}")
+    raise UnsupportedKey(f"unsupported JWK key type {kty!r}")
 
 
 class KeyStore:

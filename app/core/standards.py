@@ -15,6 +15,9 @@ from jsonschema import Draft201909Validator, FormatChecker
 VC2_CONTEXT = "https://www.w3.org/ns/credentials/v2"
 VC1_CONTEXT = "https://www.w3.org/2018/credentials/v1"
 OB3_CONTEXT = "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json"
+# Defines the credentialSchema type `1EdTechJsonSchemaValidator2019` (and the 1EdTech revocation
+# list and refresh types), which neither VC v2 nor the OB 3.0 context defines.
+OB3_EXTENSIONS_CONTEXT = "https://purl.imsglobal.org/spec/ob/v3p0/extensions.json"
 OB3_SCHEMA_ID = (
     "https://purl.imsglobal.org/spec/ob/v3p0/schema/json/ob_v3p0_achievementcredential_schema.json"
 )

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from app.core.standards import OB3_CONTEXT, OB3_SCHEMA_ID, VC2_CONTEXT
+from app.core.standards import OB3_CONTEXT, OB3_EXTENSIONS_CONTEXT, OB3_SCHEMA_ID, VC2_CONTEXT
 
 
 @lru_cache(maxsize=1024)
@@ -71,7 +71,10 @@ def build_credential(
     evidence: list[dict[str, Any]] | None = None,
     credential_status: dict[str, Any] | list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """An `OpenBadgeCredential` on the VCDM 2.0 contexts, ready to be the VC-JWT payload."""
+    """An `OpenBadgeCredential` on the VCDM 2.0 contexts, ready to be the VC-JWT payload.
+
+    Every term it uses is defined by its contexts (the 1EdTech validator expands it with no
+    fallback vocabulary): the OB extensions context defines the `credentialSchema` type."""
     subject: dict[str, Any] = {
         "id": recipient.subject_id,
         "type": ["AchievementSubject"],
@@ -81,7 +84,7 @@ def build_credential(
     if identifiers:
         subject["identifier"] = identifiers
     credential: dict[str, Any] = {
-        "@context": [VC2_CONTEXT, OB3_CONTEXT],
+        "@context": [VC2_CONTEXT, OB3_CONTEXT, OB3_EXTENSIONS_CONTEXT],
         "id": credential_id,
         "type": ["VerifiableCredential", "OpenBadgeCredential"],
         "name": achievement["name"],

@@ -10,6 +10,7 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from app.credentials.models import Credential
+from app.status.models import StatusList, StatusPurpose
 
 
 def get(session: Session, credential_id: uuid.UUID) -> Credential | None:
@@ -71,3 +72,32 @@ def ids_by_external_id(
         ):
             found[str(external_id)] = credential_id
     return found
+
+
+# --- what the status lists say: their bits are the states of the credentials holding them --------
+
+
+def set_indices(session: Session, status_list: StatusList) -> Sequence[int]:
+    """The indices whose bit is 1: revoked (or currently suspended) credentials of this list."""
+    if status_list.purpose == StatusPurpose.revocation:
+        query = select(Credential.revocation_index).where(
+            Credential.revocation_list_id == status_list.id, Credential.status == "revoked"
+        )
+    else:
+        query = select(Credential.suspension_index).where(
+            Credential.suspension_list_id == status_list.id, Credential.status == "suspended"
+        )
+    return [int(i) for i in session.scalars(query).all() if i is not None]
+
+
+def status_at(session: Session, status_list: StatusList, index: int) -> str | None:
+    """The status of the credential holding `index` in the list, or None if none holds it."""
+    if status_list.purpose == StatusPurpose.revocation:
+        query = select(Credential.status).where(
+            Credential.revocation_list_id == status_list.id, Credential.revocation_index == index
+        )
+    else:
+        query = select(Credential.status).where(
+            Credential.suspension_list_id == status_list.id, Credential.suspension_index == index
+        )
+    return session.scalars(query).first()

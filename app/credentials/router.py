@@ -3,28 +3,22 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime
 
 from app.core.config import Settings
-from app.core.deps import ContextDep, ReadSessionDep, SessionDep, SettingsDep
-from app.core.errors import NotFound
+from app.core.deps import ContextDep, SessionDep, SettingsDep
 from app.core.pagination import Page, decode_cursor, encode_cursor
-from app.core.web import JSON_TYPES, JWT_TYPES, preferred, render
 from app.credentials import repository, service
 from app.credentials.models import Credential
 from app.credentials.schemas import CredentialCreate, CredentialRead, StatusChange
-from app.issuers import service as issuers_service
 from app.issuers.deps import CurrentIssuer
 from app.sharing import service as sharing
-from app.verify.page import verification_context
-from app.verify.service import Verifier
 
 api = APIRouter(prefix="/api/v1/credentials", tags=["issuer"])
-public = APIRouter(tags=["public"])
 
 IdempotencyKey = Annotated[
     str | None,
@@ -58,7 +52,12 @@ def credential_read(
         valid_until=record.valid_until,
         issued_at=record.issued_at,
         linkedin_add_url=sharing.certification(
-            settings, record, organization_id=linkedin_organization_id
+            settings,
+            service.credential_json(record),
+            credential_id=record.id,
+            issued=record.valid_from,
+            expires=record.valid_until,
+            organization_id=linkedin_organization_id,
         ).add_url,
     )
 
@@ -184,66 +183,3 @@ def unsuspend_credential(
     return credential_read(
         settings, record, linkedin_organization_id=issuer.linkedin_organization_id
     )
-
-
-@public.get(
-    "/credentials/{credential_id}",
-    response_model=None,
-    responses={
-        200: {
-            "content": {
-                "text/html": {},
-                "application/ld+json": {},
-                "application/vc+jwt": {"schema": {"type": "string"}},
-            },
-            "description": "The verification page, the credential JSON or the compact JWT, by Accept.",
-        }
-    },
-)
-def credential_page(
-    credential_id: str,
-    request: Request,
-    session: ReadSessionDep,
-    ctx: ContextDep,
-    format: Annotated[
-        Literal["html", "json", "jwt"] | None, Query(description="Overrides Accept.")
-    ] = None,
-) -> Response:
-    """The credential's public URL: a verification page for browsers, JSON or JWT by Accept."""
-    try:
-        record_id = uuid.UUID(credential_id)
-    except ValueError:
-        raise NotFound(f"No credential {credential_id}.") from None
-    record = service.get_credential(session, credential_id=record_id)
-    chosen = (
-        format
-        or {
-            "text/html": "html",
-            "application/json": "json",
-            "application/ld+json": "json",
-            "application/vc+jwt": "jwt",
-            "application/jwt": "jwt",
-        }[preferred(request, ("text/html", *JSON_TYPES, *JWT_TYPES), "text/html")]
-    )
-    vary = {"Vary": "Accept"}
-    if chosen == "jwt":
-        return PlainTextResponse(record.jwt, media_type="application/vc+jwt", headers=vary)
-    if chosen == "json":
-        return JSONResponse(
-            service.credential_json(record), media_type="application/ld+json", headers=vary
-        )
-    verifier = Verifier(
-        session=session, settings=ctx.settings, key_cache=ctx.public_keys, fetcher=ctx.fetcher
-    )
-    verification = verifier.verify_jwt(record.jwt)
-    context = verification_context(
-        ctx.settings,
-        verification,
-        linkedin_organization_id=issuers_service.linkedin_organization_id(
-            session, record.issuer_id
-        ),
-    )
-    response = render(request, "credential.html", context)
-    response.headers["Vary"] = "Accept"
-    response.headers["Cache-Control"] = "no-cache"
-    return response

@@ -187,9 +187,7 @@ def issue_credential(
         session,
         issuer_id=issuer.id,
         event_type=WebhookEventType.credential_issued,
-        data=webhooks_service.credential_data(
-            record, url=credential["id"], issuer_slug=issuer.slug
-        ),
+        data=_event_data(record, url=credential["id"], issuer_slug=issuer.slug),
     )
     return Issued(record=record, replayed=False, manage_token=manage_token)
 
@@ -261,7 +259,7 @@ def _changed(
         issuer_id=record.issuer_id,
         # credential.revoked / .suspended / .unsuspended: the audit event's name
         event_type=WebhookEventType(event.value),
-        data=webhooks_service.credential_data(
+        data=_event_data(
             record,
             url=credential_json(record)["id"],
             issuer_slug=issuer.slug if issuer is not None else "",
@@ -315,4 +313,18 @@ def unsuspend(
         raise StatusConflict(f"This credential is not suspended (it is {record.status}).")
     return _changed(
         session, record, CredentialStatus.active, reason, AuditEventType.credential_unsuspended
+    )
+
+
+def _event_data(
+    record: Credential, *, url: str, issuer_slug: str, reason: str | None = None
+) -> dict[str, Any]:
+    """The `data` of a credential event: what a receiver needs to find the credential."""
+    return webhooks_service.event_data(
+        credential_id=record.id,
+        url=url,
+        issuer_slug=issuer_slug,
+        achievement_id=record.achievement_id,
+        status=str(record.status),
+        reason=reason,
     )

@@ -84,3 +84,8 @@ def active_keys(session: Session, issuer_id: uuid.UUID) -> Sequence[SigningKey]:
         # Read under the issuer's lifecycle lock: the values now, not the identity map's.
         .execution_options(populate_existing=True)
     ).all()
+
+
+def slugs(session: Session) -> dict[uuid.UUID, str]:
+    """Every issuer's slug by id (to label what other features know only by issuer id)."""
+    return {row.id: row.slug for row in session.execute(select(Issuer.id, Issuer.slug))}

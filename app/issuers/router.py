@@ -25,6 +25,7 @@ from app.issuers.schemas import (
     KeyCompromise,
     KeyRotate,
     SigningKeyRead,
+    SigningKeyRotated,
 )
 
 api = APIRouter(prefix="/api/v1/issuers", tags=["operator"])
@@ -75,6 +76,7 @@ def create_issuer(
     return IssuerCreated(
         issuer=issuer_read(ctx.settings, issuer, [key]),
         api_key=ApiKeyCreated(**ApiKeyRead.model_validate(api_key).model_dump(), key=secret),
+        warnings=service.algorithm_warnings(key.algorithm),
     )
 
 
@@ -144,16 +146,19 @@ def list_signing_keys(
     return [signing_key_read(did, k) for k in service.list_signing_keys(session, issuer=issuer)]
 
 
-@api.post("/{slug}/keys", status_code=201, response_model=SigningKeyRead)
+@api.post("/{slug}/keys", status_code=201, response_model=SigningKeyRotated)
 def rotate_signing_key(
     slug: str, _admin: AdminDep, session: SessionDep, ctx: ContextDep, data: KeyRotate | None = None
-) -> SigningKeyRead:
+) -> SigningKeyRotated:
     """Rotate: a new key signs from now on; the previous one is retired and stays published."""
     issuer = service.get_issuer(session, slug=slug)
     key = service.rotate_key(
         session, keystore=ctx.keystore, issuer=issuer, algorithm=data.algorithm if data else None
     )
-    return signing_key_read(ctx.settings.issuer_did(issuer.slug), key)
+    read = signing_key_read(ctx.settings.issuer_did(issuer.slug), key)
+    return SigningKeyRotated(
+        **read.model_dump(), warnings=service.algorithm_warnings(key.algorithm)
+    )
 
 
 @api.post("/{slug}/keys/{key_id}/retire", response_model=SigningKeyRead)
@@ -175,7 +180,7 @@ def compromise_signing_key(
     settings: SettingsDep,
     data: KeyCompromise | None = None,
 ) -> SigningKeyRead:
-    """Mark a key compromised: every credential it signed fails verification, naming the key."""
+    """Mark a key compromised: it leaves the DID document and JWKS; what it signed fails."""
     issuer = service.get_issuer(session, slug=slug)
     key = service.compromise_key(
         session, issuer=issuer, key_id=key_id, since=data.since if data else None
@@ -218,7 +223,7 @@ def issuer_profile(
 
 @public.get("/issuers/{slug}/did.json")
 def issuer_did_document(slug: str, session: ReadSessionDep, settings: SettingsDep) -> JSONResponse:
-    """The issuer's did:web DID document: every key it ever signed with, as publicKeyJwk."""
+    """The issuer's did:web DID document: its keys not reported compromised, active first."""
     issuer = service.get_issuer(session, slug=slug)
     document = service.did_document(settings, issuer, repository.keys_of(session, issuer.id))
     return JSONResponse(
@@ -228,7 +233,7 @@ def issuer_did_document(slug: str, session: ReadSessionDep, settings: SettingsDe
 
 @public.get("/issuers/{slug}/jwks.json")
 def issuer_jwks(slug: str, session: ReadSessionDep, settings: SettingsDep) -> JSONResponse:
-    """The issuer's keys as a JSON Web Key Set."""
+    """The keys of the DID document, in its order, as a JSON Web Key Set."""
     issuer = service.get_issuer(session, slug=slug)
     document = service.jwks_document(settings, issuer, repository.keys_of(session, issuer.id))
     return JSONResponse(

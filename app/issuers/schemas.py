@@ -74,6 +74,17 @@ class SigningKeyRead(BaseModel):
     compromised_at: datetime | None = None
 
 
+WARNINGS_HELP = (
+    "Things to know about the result that do not stop it, such as an algorithm that some "
+    "validators refuse (EdDSA: the 1EdTech validator accepts only ES256 and RS256). Empty "
+    "when there is nothing to say."
+)
+
+
+class SigningKeyRotated(SigningKeyRead):
+    warnings: list[str] = Field(default_factory=list, description=WARNINGS_HELP)
+
+
 class KeyRotate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -131,3 +142,4 @@ class ApiKeyCreated(ApiKeyRead):
 class IssuerCreated(BaseModel):
     issuer: IssuerRead
     api_key: ApiKeyCreated
+    warnings: list[str] = Field(default_factory=list, description=WARNINGS_HELP)

@@ -59,6 +59,19 @@ class IssuerSigner:
     signing_key_id: uuid.UUID
 
 
+# The 1EdTech Open Badges 3.0 validator verifies VC-JWTs signed with ES256 or RS256 only.
+_EDDSA_WARNING = (
+    "EdDSA: the 1EdTech validator accepts only ES256 and RS256, so it will reject credentials "
+    "signed with this key (other verifiers accept EdDSA). Rotate to ES256 or RS256 to be "
+    "accepted everywhere."
+)
+
+
+def algorithm_warnings(algorithm: SigningAlgorithm | str) -> list[str]:
+    """What an operator should know before signing with `algorithm` (empty when nothing)."""
+    return [_EDDSA_WARNING] if algorithm == SigningAlgorithm.EdDSA else []
+
+
 def slugify(name: str) -> str:
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:63].strip("-")
@@ -248,8 +261,9 @@ def rotate_key(
 ) -> SigningKey:
     """A new key signs from now on; the previously active keys are retired.
 
-    Retired keys stay in the DID document and JWKS, so every credential they signed still
-    verifies. The algorithm defaults to the issuer's current one; another becomes the issuer's.
+    Retired keys stay in the DID document and JWKS (after the new one), so every credential
+    they signed still verifies. The algorithm defaults to the issuer's current one; another
+    becomes the issuer's.
     """
     audit.lock_chain(session, issuer.id)  # one lifecycle change of this issuer at a time
     algorithm = algorithm or SigningAlgorithm(issuer.algorithm)
@@ -316,7 +330,8 @@ def compromise_key(
     """Mark a key compromised from `since` (default now): credentials it signed stop verifying.
 
     Every credential the key signed fails, whatever its date: whoever holds the key can write
-    any date into a token. The key stays published, marked, so that verifiers can say why.
+    any date into a token. The key leaves the DID document and the JWKS, so independent verifiers
+    refuse it too; our own verifier finds it in the register and says why it fails.
     """
     now = utcnow()
     if since is not None and since.tzinfo is None:
@@ -370,10 +385,20 @@ def profile_document(settings: Settings, issuer: Issuer) -> dict[str, Any]:
     return profile
 
 
-def _revoked(key: SigningKey) -> str | None:
-    if key.status == KeyStatus.compromised and key.compromised_at is not None:
-        return key.compromised_at.isoformat().replace("+00:00", "Z")
-    return None
+def published_keys(keys: Sequence[SigningKey]) -> list[SigningKey]:
+    """The keys the DID document and the JWKS publish, in the order verifiers should try them.
+
+    A compromised key is left out entirely: independent verifiers read neither a `revoked`
+    member nor our register, so a listed key is a key they accept. What it signed now fails
+    everywhere with "no such key"; our own verifier reads the register and names the compromise.
+    Retired keys stay, so what they signed keeps verifying. The active key comes first, then the
+    retired ones newest first: verifiers that try the first key (openbadgeslib checks status lists
+    with it) use the one that signs now.
+    """
+    live = [k for k in keys if k.status != KeyStatus.compromised]
+    live.sort(key=lambda k: k.created_at, reverse=True)
+    live.sort(key=lambda k: k.status != KeyStatus.active)  # stable: newest first within each
+    return live
 
 
 def _public_jwk_with_kid(did: str, key: SigningKey) -> dict[str, Any]:
@@ -381,28 +406,20 @@ def _public_jwk_with_kid(did: str, key: SigningKey) -> dict[str, Any]:
 
 
 def did_document(settings: Settings, issuer: Issuer, keys: Sequence[SigningKey]) -> dict[str, Any]:
-    """did:web document listing every key the issuer ever signed with (old credentials verify).
+    """did:web document listing every key that was not reported compromised (see `published_keys`).
 
-    Retired keys stay assertion methods: what they signed is still vouched for. A compromised key
-    stays listed as a verification method, marked `revoked` (security vocabulary) with the moment
-    of compromise, and is dropped from assertionMethod: it no longer vouches for anything.
+    Every listed key is also an assertion method: retired keys still vouch for what they signed.
     """
     did = settings.issuer_did(issuer.slug)
-    methods: list[dict[str, Any]] = []
-    refs: list[str] = []
-    for k in keys:
-        method: dict[str, Any] = {
+    methods = [
+        {
             "id": f"{did}#{k.key_id}",
             "type": "JsonWebKey2020",
             "controller": did,
             "publicKeyJwk": _public_jwk_with_kid(did, k),
         }
-        revoked = _revoked(k)
-        if revoked is not None:
-            method["revoked"] = revoked
-        else:
-            refs.append(method["id"])
-        methods.append(method)
+        for k in published_keys(keys)
+    ]
     return {
         "@context": [
             "https://www.w3.org/ns/did/v1",
@@ -411,18 +428,11 @@ def did_document(settings: Settings, issuer: Issuer, keys: Sequence[SigningKey])
         "id": did,
         "alsoKnownAs": [settings.url(f"/issuers/{issuer.slug}")],
         "verificationMethod": methods,
-        "assertionMethod": refs,
+        "assertionMethod": [m["id"] for m in methods],
     }
 
 
 def jwks_document(settings: Settings, issuer: Issuer, keys: Sequence[SigningKey]) -> dict[str, Any]:
-    """Every key as a JWKS; a compromised one carries `revoked` (the moment of compromise)."""
+    """The keys of the DID document, in its order, as a JWKS (no compromised key)."""
     did = settings.issuer_did(issuer.slug)
-    document = []
-    for k in keys:
-        jwk = _public_jwk_with_kid(did, k)
-        revoked = _revoked(k)
-        if revoked is not None:
-            jwk["revoked"] = revoked
-        document.append(jwk)
-    return {"keys": document}
+    return {"keys": [_public_jwk_with_kid(did, k) for k in published_keys(keys)]}

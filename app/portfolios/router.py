@@ -59,9 +59,7 @@ PRIVATE_HEADERS = {
 
 
 def _verifier(session: Any, ctx: AppContext) -> Verifier:
-    return Verifier(
-        session=session, settings=ctx.settings, key_cache=ctx.public_keys, fetcher=ctx.fetcher
-    )
+    return Verifier.from_context(ctx, session)
 
 
 def _ref(settings: Settings, portfolio: Any) -> PortfolioRef:

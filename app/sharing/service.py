@@ -5,13 +5,12 @@ from __future__ import annotations
 import html
 import re
 import uuid
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from app.core.config import Settings
 from app.core.errors import AppError, NotFound
-from app.credentials import service as credentials_service
-from app.credentials.models import Credential
 from app.sharing.card import CardData
 from app.sharing.linkedin import Certification
 
@@ -39,11 +38,20 @@ def _name(value: Any) -> str | None:
     return value.strip() if isinstance(value, str) and value.strip() else None
 
 
+def credential_page_url(settings: Settings, credential_id: uuid.UUID | str) -> str:
+    return settings.url(f"/credentials/{credential_id}")
+
+
 def certification(
-    settings: Settings, record: Credential, *, organization_id: str | None
+    settings: Settings,
+    credential: dict[str, Any],
+    *,
+    credential_id: uuid.UUID,
+    issued: datetime,
+    expires: datetime | None,
+    organization_id: str | None,
 ) -> Certification:
     """The LinkedIn certification of one of our credentials, from what was signed."""
-    credential = credentials_service.credential_json(record)
     subject = credential.get("credentialSubject")
     if isinstance(subject, list) and subject:
         subject = subject[0]
@@ -52,10 +60,10 @@ def certification(
         name=_name(achievement) or _name(credential) or "Credential",
         organization_name=_name(credential.get("issuer")) or "",
         organization_id=organization_id or None,
-        issued=record.valid_from,
-        expires=record.valid_until,
-        cert_url=credentials_service.credential_url(settings, record.id),
-        cert_id=str(record.id),
+        issued=issued,
+        expires=expires,
+        cert_url=credential_page_url(settings, credential_id),
+        cert_id=str(credential_id),
     )
 
 
@@ -68,7 +76,7 @@ def embed_url(settings: Settings, credential_id: uuid.UUID | str) -> str:
 
 
 def oembed_url(settings: Settings, credential_id: uuid.UUID | str) -> str:
-    page = credentials_service.credential_url(settings, uuid.UUID(str(credential_id)))
+    page = credential_page_url(settings, credential_id)
     return settings.url("/oembed?" + urlencode({"url": page, "format": "json"}))
 
 

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Row, Select, func, select, update
 from sqlalchemy.orm import Session
 
-from app.credentials.models import Credential
 from app.status.models import StatusList, StatusPurpose
 
 
@@ -58,32 +56,6 @@ def bump_version(session: Session, list_id: uuid.UUID) -> None:
     session.execute(
         update(StatusList).where(StatusList.id == list_id).values(version=StatusList.version + 1)
     )
-
-
-def set_indices(session: Session, status_list: StatusList) -> Sequence[int]:
-    """The indices whose bit is 1: revoked (or currently suspended) credentials of this list."""
-    if status_list.purpose == StatusPurpose.revocation:
-        query = select(Credential.revocation_index).where(
-            Credential.revocation_list_id == status_list.id, Credential.status == "revoked"
-        )
-    else:
-        query = select(Credential.suspension_index).where(
-            Credential.suspension_list_id == status_list.id, Credential.status == "suspended"
-        )
-    return [int(i) for i in session.scalars(query).all() if i is not None]
-
-
-def credential_status_at(session: Session, status_list: StatusList, index: int) -> str | None:
-    """The status of the credential holding `index` in the list, or None if none holds it."""
-    if status_list.purpose == StatusPurpose.revocation:
-        query = select(Credential.status).where(
-            Credential.revocation_list_id == status_list.id, Credential.revocation_index == index
-        )
-    else:
-        query = select(Credential.status).where(
-            Credential.suspension_list_id == status_list.id, Credential.suspension_index == index
-        )
-    return session.scalars(query).first()
 
 
 def take_open_slots(

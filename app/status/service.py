@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -23,6 +23,9 @@ from app.status import bitstring, repository, shuffle
 from app.status.models import StatusList, StatusPurpose
 
 LIST_CREDENTIAL_TTL = timedelta(minutes=5)
+# A list is dated this far back (validFrom and nbf alike: VC-JWT requires them equal), so that a
+# verifier whose clock runs up to a minute slow does not refuse it as not yet valid.
+LIST_CREDENTIAL_BACKDATE = timedelta(minutes=1)
 
 
 class StatusListNotFound(NotFound):
@@ -224,10 +227,16 @@ def build_list_credential(
     keystore: KeyStore,
     issuer: Issuer,
     status_list: StatusList,
+    set_indices: Sequence[int],
 ) -> SignedList:
-    """The `BitstringStatusListCredential`, signed now by the issuer's active key as a VC-JWT."""
+    """The `BitstringStatusListCredential` with these bits set, signed now by the issuer's
+    active key as a VC-JWT (the bits are the credentials' states: the caller reads them).
+
+    Valid from a minute ago (`LIST_CREDENTIAL_BACKDATE`) until `LIST_CREDENTIAL_TTL` from now.
+    """
     url = list_url(settings, issuer.slug, status_list.purpose, status_list.seq)
     now = utcnow().replace(microsecond=0)
+    valid_from = now - LIST_CREDENTIAL_BACKDATE
     signer = issuers_service.signer_for(
         session, settings=settings, keystore=keystore, issuer=issuer
     )
@@ -236,15 +245,13 @@ def build_list_credential(
         "id": url,
         "type": ["VerifiableCredential", "BitstringStatusListCredential"],
         "issuer": signer.did,
-        "validFrom": now.isoformat().replace("+00:00", "Z"),
+        "validFrom": valid_from.isoformat().replace("+00:00", "Z"),
         "validUntil": (now + LIST_CREDENTIAL_TTL).isoformat().replace("+00:00", "Z"),
         "credentialSubject": {
             "id": f"{url}#list",
             "type": "BitstringStatusList",
             "statusPurpose": StatusPurpose(status_list.purpose).value,
-            "encodedList": bitstring.encode(
-                repository.set_indices(session, status_list), size=status_list.size
-            ),
+            "encodedList": bitstring.encode(set_indices, size=status_list.size),
         },
     }
     claims = {
@@ -252,7 +259,7 @@ def build_list_credential(
         "iss": signer.did,
         "jti": url,
         "sub": f"{url}#list",
-        "nbf": int(now.timestamp()),
+        "nbf": int(valid_from.timestamp()),
         "exp": int((now + LIST_CREDENTIAL_TTL).timestamp()),
     }
     token = jose.sign(claims, key=signer.key, algorithm=signer.algorithm, kid=signer.kid)

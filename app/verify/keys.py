@@ -10,12 +10,20 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import base58
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from app.core.keys import PublicKey, UnusableKey, b64url_decode, public_key_from_jwk
+from app.core.keys import (
+    PublicKey,
+    UnsupportedKey,
+    UnusableKey,
+    b64url_decode,
+    public_key_from_jwk,
+)
 
 
 class KeyNotFound(Exception):
@@ -30,11 +38,24 @@ class KeyUnresolvable(Exception):
     """The key could not be obtained or checked here (an `error`: status unknown)."""
 
 
+class KeyKind(StrEnum):
+    """Where a key came from: what decides who, if anyone, stands behind it."""
+
+    register = "register"  # this service's key register (our own issuers)
+    did_web = "did_web"  # a did:web DID document, served by the DID's domain
+    https = "https"  # a JWK/JWKS at an https URL, served by that origin
+    did_key = "did_key"  # derived from a did:key identifier: anyone can mint one
+    did_jwk = "did_jwk"  # derived from a did:jwk identifier: likewise
+    embedded = "embedded"  # a `jwk` the token carries about itself
+    trusted = "trusted"  # a key the caller supplied as trusted (CLI --jwks, test vectors)
+
+
 @dataclass(frozen=True)
 class ResolvedKey:
     key: PublicKey
     controller: str | None  # who the key belongs to, when known
     source: str  # how we found it, for the check's detail
+    kind: KeyKind = KeyKind.embedded
 
 
 @dataclass(frozen=True)
@@ -76,7 +97,7 @@ def multikey_public_key(multibase: str, what: str = "the publicKeyMultibase") ->
             return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP384R1(), raw[2:])
     except ValueError as exc:
         raise KeyNotFound(f"{what} holds a malformed key: {exc}") from exc
-    raise KeyNotFound(f"{what} holds a key type this verifier does not support")
+    raise KeyUnresolvable(f"{what} holds a key type this verifier does not support")
 
 
 def did_jwk_public_key(did: str) -> PublicKey:
@@ -84,7 +105,11 @@ def did_jwk_public_key(did: str) -> PublicKey:
     try:
         jwk = json.loads(b64url_decode(ident[len("did:jwk:") :]))
         return public_key_from_jwk(jwk)
-    except (ValueError, UnusableKey) as exc:
+    except UnsupportedKey as exc:
+        raise KeyUnresolvable(
+            f"the did:jwk holds a key this verifier does not support: {exc}"
+        ) from exc
+    except (ValueError, RecursionError, UnusableKey) as exc:
         raise KeyNotFound(f"the did:jwk does not hold a usable public JWK: {exc}") from exc
 
 
@@ -104,29 +129,48 @@ def resolve_offline(
         entry = trusted[kid]
         try:
             return ResolvedKey(
-                public_key_from_jwk(entry.jwk), entry.controller, "the verifier's trusted keys"
+                public_key_from_jwk(entry.jwk),
+                entry.controller if entry.controller is not None else issuer_id,
+                "the verifier's trusted keys",
+                KeyKind.trusted,
             )
         except UnusableKey as exc:
             raise KeyUnresolvable(f"trusted key {kid} is unusable: {exc}") from exc
     if kid is not None and kid.startswith("did:key:"):
         return ResolvedKey(
-            did_key_public_key(kid), did_of(kid), "did:key (key derived from the identifier)"
+            did_key_public_key(kid),
+            did_of(kid),
+            "did:key (key derived from the identifier)",
+            KeyKind.did_key,
         )
     if kid is not None and kid.startswith("did:jwk:"):
         return ResolvedKey(
-            did_jwk_public_key(kid), did_of(kid), "did:jwk (key derived from the identifier)"
+            did_jwk_public_key(kid),
+            did_of(kid),
+            "did:jwk (key derived from the identifier)",
+            KeyKind.did_jwk,
         )
     if header_jwk is not None:
         try:
             key = public_key_from_jwk(header_jwk)
+        except UnsupportedKey as exc:
+            raise KeyUnresolvable(
+                f"the embedded jwk is of a type not supported here: {exc}"
+            ) from exc
         except UnusableKey as exc:
             raise KeyNotFound(f"the embedded jwk is unusable: {exc}") from exc
-        return ResolvedKey(key, None, "jwk embedded in the token header")
+        return ResolvedKey(
+            key, _embedded_key_owner(key, issuer_id), "jwk embedded in the token header"
+        )
     if kid is None and issuer_id is not None:
         if issuer_id.startswith("did:key:"):
-            return ResolvedKey(did_key_public_key(issuer_id), issuer_id, "the issuer's did:key")
+            return ResolvedKey(
+                did_key_public_key(issuer_id), issuer_id, "the issuer's did:key", KeyKind.did_key
+            )
         if issuer_id.startswith("did:jwk:"):
-            return ResolvedKey(did_jwk_public_key(issuer_id), issuer_id, "the issuer's did:jwk")
+            return ResolvedKey(
+                did_jwk_public_key(issuer_id), issuer_id, "the issuer's did:jwk", KeyKind.did_jwk
+            )
     if kid is None:
         raise KeyUnresolvable(
             "the token names no key (no kid, no jwk) and its issuer is not a did:key or did:jwk"
@@ -136,3 +180,24 @@ def resolve_offline(
             f"the key {kid} must be fetched from the issuer's site; remote key resolution is not enabled here"
         )
     raise KeyUnresolvable(f"the key {kid} cannot be resolved: unknown key identifier scheme")
+
+
+def _spki(key: PublicKey) -> bytes:
+    return key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+
+
+def _embedded_key_owner(key: PublicKey, issuer_id: str | None) -> str | None:
+    """Whose an embedded `jwk` is: the issuer's only when the issuer is a did:key or did:jwk
+    that holds this very key. Anyone can put any key in a header, so for every other issuer id
+    (https, did:web, …) the key belongs to nobody we can name."""
+    if issuer_id is None or not issuer_id.startswith(("did:key:", "did:jwk:")):
+        return None
+    try:
+        own = (
+            did_key_public_key(issuer_id)
+            if issuer_id.startswith("did:key:")
+            else did_jwk_public_key(issuer_id)
+        )
+    except (KeyNotFound, KeyUnresolvable):
+        return None
+    return did_of(issuer_id) if _spki(own) == _spki(key) else None

@@ -6,12 +6,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from html import escape
 from typing import Any
+from urllib.parse import urlsplit
 
 from app.core.config import Settings
+from app.core.identifiers import canonical_did
 from app.sharing import service as sharing
 from app.sharing.linkedin import Certification
-from app.verify.schemas import CheckResult, Status
-from app.verify.service import Verification, parse_time
+from app.verify.envelope import parse_time
+from app.verify.schemas import CheckName, CheckResult, Status, TrustLevel
+from app.verify.verdict import Verification
 
 BANNERS: dict[Status, tuple[str, str]] = {
     Status.valid: ("Verified", "This credential is authentic and currently valid."),
@@ -26,6 +29,10 @@ BANNERS: dict[Status, tuple[str, str]] = {
     Status.unknown: (
         "Could not verify",
         "A check could not be carried out, so validity is unknown.",
+    ),
+    Status.issuer_unconfirmed: (
+        "Issuer not confirmed",
+        "The signature is genuine, but nobody confirms who the issuer is: its name is self-declared.",
     ),
 }
 
@@ -62,6 +69,11 @@ class PageModel:
     issuer_id: str | None = None
     issuer_url: str | None = None
     issuer_page: str | None = None
+    # Who stands behind the issuer (the verdict's trust level), in words for people.
+    trust_level: str | None = None
+    trust_text: str | None = None
+    issuer_domain: str | None = None
+    issuer_name_claimed: bool = False  # the name shown is the issuer's own word, nobody's else
     recipient_name: str | None = None
     valid_from: datetime | None = None
     valid_until: datetime | None = None
@@ -122,9 +134,7 @@ def build_page_model(settings: Settings, verification: Verification) -> PageMode
     model.issuer_name = _text(issuer_obj.get("name"))
     model.issuer_id = _text(issuer_obj.get("id"))
     model.issuer_url = _text(issuer_obj.get("url"))
-    prefix = f"did:web:{settings.did_host}:{settings.did_path_prefix}issuers:"
-    if model.issuer_id and model.issuer_id.startswith(prefix):
-        model.issuer_page = settings.url(f"/issuers/{model.issuer_id[len(prefix) :]}")
+    _describe_trust(settings, model, verification)
     for ident in subject.get("identifier") or []:
         if (
             isinstance(ident, dict)
@@ -156,6 +166,43 @@ def build_page_model(settings: Settings, verification: Verification) -> PageMode
     words = [w for w in name.split() if w.lower() not in _MINOR_WORDS and w[0].isalnum()]
     model.initials = "".join(w[0] for w in (words or name.split())[:2]).upper() or "?"
     return model
+
+
+def _describe_trust(settings: Settings, model: PageModel, verification: Verification) -> None:
+    """The page's answer to "who certified it": the trust level, in plain words. Only a
+    registered issuer links to its page here (a forged credential naming one of our issuers
+    must not borrow its page)."""
+    trust = verification.trust
+    if trust is None:
+        return
+    model.trust_level = trust.level.value
+    prefix = settings.issuer_did("")
+    if trust.level is TrustLevel.registered and model.issuer_id:
+        model.issuer_page = settings.url(
+            f"/issuers/{canonical_did(model.issuer_id)[len(prefix) :]}"
+        )
+        model.trust_text = f"Registered with {urlsplit(settings.base_url).hostname}."
+    elif trust.level is TrustLevel.listed:
+        model.issuer_name = trust.name or model.issuer_name
+        model.trust_text = "On this service's list of trusted issuers."
+    elif trust.level is TrustLevel.domain:
+        model.issuer_domain = trust.domain
+        model.issuer_name_claimed = True
+        model.trust_text = f"The name is the issuer's own; its key is published by {trust.domain}"
+        if trust.domain_matches_url is True:
+            model.trust_text += ", the domain of its website."
+        elif trust.domain_matches_url is False:
+            model.trust_text += ", not the domain of the website it names."
+        else:
+            model.trust_text += "."
+    else:
+        model.issuer_name_claimed = True
+        name = f"“{model.issuer_name}”" if model.issuer_name else "The issuer's name"
+        model.trust_text = (
+            f"{name} is self-declared; nobody confirms who the issuer is."
+            if verification.result_of(CheckName.trust) == CheckResult.fail
+            else f"{name} is not confirmed: the issuer's identity was not established."
+        )
 
 
 def verification_context(

@@ -22,8 +22,9 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from app.core.fetch import Fetcher, RefusedAddress, RemoteFetchError
-from app.core.keys import PublicKey, UnusableKey, public_key_from_jwk
+from app.core.keys import PublicKey, UnsupportedKey, UnusableKey, public_key_from_jwk
 from app.verify.keys import (
+    KeyKind,
     KeyNotFound,
     KeyUnresolvable,
     ResolvedKey,
@@ -178,7 +179,9 @@ def _did_web_key(fetcher: Fetcher, kid: str) -> ResolvedKey:
         raise KeyNotFound(
             f"{wanted} is not an assertionMethod of {did}: the DID does not let it sign credentials"
         )
-    return ResolvedKey(_method_key(method, wanted), did, f"the DID document at {url}")
+    return ResolvedKey(
+        _method_key(method, wanted), did, f"the DID document at {url}", KeyKind.did_web
+    )
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -217,6 +220,8 @@ def _jwk_key(jwk: Any, ident: str) -> PublicKey:
             raise KeyNotFound(f"{ident} is published for {jwk.get('use')!r}, not for signatures")
     try:
         return public_key_from_jwk(jwk)
+    except UnsupportedKey as exc:
+        raise KeyUnresolvable(f"{ident} is a key this verifier does not support: {exc}") from exc
     except UnusableKey as exc:
         raise KeyNotFound(f"{ident} is not a usable public key: {exc}") from exc
 
@@ -248,7 +253,7 @@ def _https_key(fetcher: Fetcher, kid: str, issuer_id: str) -> ResolvedKey:
     else:
         raise KeyUnresolvable(f"{url} holds neither a JWK nor a JWKS")
     controller = issuer_id if _same_https_origin(issuer_id, kid) else None
-    return ResolvedKey(_jwk_key(jwk, kid), controller, f"the key published at {url}")
+    return ResolvedKey(_jwk_key(jwk, kid), controller, f"the key published at {url}", KeyKind.https)
 
 
 def _same_https_origin(a: str, b: str) -> bool:

@@ -19,7 +19,7 @@ from app.core.errors import BadRequest, UnsupportedMediaType
 from app.core.web import render
 from app.verify.page import verification_context
 from app.verify.schemas import VerificationResult, VerifyRequest
-from app.verify.service import Verifier, credential_uuid_from_url, verify_any
+from app.verify.service import Verifier, credential_uuid_from_url
 
 api = APIRouter(tags=["public"])
 pages = APIRouter(tags=["pages"], include_in_schema=False)
@@ -126,10 +126,7 @@ async def _uploaded_image(request: Request) -> bytes:
 
 def _verify_in_session(ctx: AppContext, credential: str | dict[str, Any]) -> VerificationResult:
     with (ctx.verify_sessions or ctx.read_sessions)() as session:
-        verifier = Verifier(
-            session=session, settings=ctx.settings, key_cache=ctx.public_keys, fetcher=ctx.fetcher
-        )
-        return verify_any(verifier, credential).result()
+        return Verifier.from_context(ctx, session).verify(credential).result()
 
 
 @pages.get("/verify", response_class=HTMLResponse)
@@ -208,10 +205,7 @@ def verify_page_submit(
 def _verification_page(
     request: Request, session: Session, ctx: AppContext, payload: str | dict[str, Any]
 ) -> Response:
-    verifier = Verifier(
-        session=session, settings=ctx.settings, key_cache=ctx.public_keys, fetcher=ctx.fetcher
-    )
-    verification = verify_any(verifier, payload)
+    verification = Verifier.from_context(ctx, session).verify(payload)
     return render(
         request, "credential.html", verification_context(ctx.settings, verification, submitted=True)
     )

@@ -12,8 +12,10 @@ class CheckName(StrEnum):
     format = "format"  # type: ignore[assignment]  # the contract names this check "format"; str.format is shadowed only on members
     signature = "signature"
     issuer = "issuer"
+    trust = "trust"
     validity_period = "validity_period"
     schema = "schema"
+    data_model = "data_model"
     status = "status"
     record = "record"
 
@@ -33,6 +35,16 @@ class Status(StrEnum):
     revoked = "revoked"
     suspended = "suspended"
     unknown = "unknown"
+    issuer_unconfirmed = "issuer_unconfirmed"
+
+
+class TrustLevel(StrEnum):
+    """Who stands behind the issuer's key (the contract's "Trust" section), strongest first."""
+
+    registered = "registered"
+    listed = "listed"
+    domain = "domain"
+    self_asserted = "self_asserted"
 
 
 class Check(BaseModel):
@@ -41,9 +53,27 @@ class Check(BaseModel):
     detail: str
 
 
+class TrustSummary(BaseModel):
+    level: TrustLevel
+    domain: str | None = Field(
+        default=None, description="For `domain`: the domain that serves the key."
+    )
+    domain_matches_url: bool | None = Field(
+        default=None,
+        description="For `domain`: whether that domain is the host of the issuer profile's `url`.",
+    )
+    name: str | None = Field(
+        default=None,
+        description="The name people are shown: the register's or the trust list's name; for "
+        "`domain` and `self_asserted` the name the issuer declares about itself.",
+    )
+    detail: str
+
+
 class IssuerSummary(BaseModel):
     id: str | None
     name: str | None
+    trust: TrustSummary | None = None
 
 
 class AchievementSummary(BaseModel):

@@ -35,7 +35,6 @@ from sqlalchemy.orm import Session
 from app.core.db import utcnow
 from app.core.errors import Conflict, NotFound, Unprocessable
 from app.core.fetch import Fetcher, RefusedAddress, RemoteFetchError
-from app.credentials.models import Credential
 from app.issuers.models import Issuer
 from app.webhooks import repository
 from app.webhooks.models import DeliveryState, WebhookDelivery, WebhookEndpoint, WebhookEventType
@@ -122,20 +121,6 @@ def retry_delay(attempts: int, *, base: float, cap: float) -> float:
 
 
 # --- event data -----------------------------------------------------------------------------------
-
-
-def credential_data(
-    record: Credential, *, url: str, issuer_slug: str, reason: str | None = None
-) -> dict[str, Any]:
-    """The `data` of a credential event: what a receiver needs to find the credential."""
-    return event_data(
-        credential_id=record.id,
-        url=url,
-        issuer_slug=issuer_slug,
-        achievement_id=record.achievement_id,
-        status=str(record.status),
-        reason=reason,
-    )
 
 
 def event_data(

@@ -1,4 +1,6 @@
-"""Sharing routes: the share card image, the framable embed card and the oEmbed endpoint."""
+"""The public pages of one credential, each showing its verdict now: the verification page at the
+credential's URL (HTML for people, JSON or the JWT by Accept), the share card image, the framable
+embed card and the oEmbed endpoint."""
 
 from __future__ import annotations
 
@@ -7,19 +9,20 @@ import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from sqlalchemy.orm import Session
 
 from app.core.cache import CachedImage
 from app.core.context import AppContext
 from app.core.deps import ContextDep, ReadSessionDep
 from app.core.errors import NotFound
-from app.core.web import render
+from app.core.web import JSON_TYPES, JWT_TYPES, preferred, render
 from app.credentials import service as credentials_service
 from app.credentials.models import Credential
+from app.issuers import service as issuers_service
 from app.sharing import service
 from app.sharing.card import render_card
-from app.verify.page import PageModel, build_page_model
+from app.verify.page import PageModel, build_page_model, verification_context
 from app.verify.service import Verifier
 
 public = APIRouter(tags=["public"])
@@ -44,10 +47,9 @@ def _record(session: Session, credential_id: str | uuid.UUID) -> Credential:
 
 def _page_model(session: Session, ctx: AppContext, record: Credential) -> PageModel:
     """The credential as its page shows it, verified now (status, revocation, expiry)."""
-    verifier = Verifier(
-        session=session, settings=ctx.settings, key_cache=ctx.public_keys, fetcher=ctx.fetcher
+    return build_page_model(
+        ctx.settings, Verifier.from_context(ctx, session).verify_jwt(record.jwt)
     )
-    return build_page_model(ctx.settings, verifier.verify_jwt(record.jwt))
 
 
 def _not_modified(request: Request, etag: str) -> bool:
@@ -153,3 +155,65 @@ def oembed(
         ),
         headers={"Cache-Control": "public, max-age=300"},
     )
+
+
+@public.get(
+    "/credentials/{credential_id}",
+    response_model=None,
+    responses={
+        200: {
+            "content": {
+                "text/html": {},
+                "application/ld+json": {},
+                "application/vc+jwt": {"schema": {"type": "string"}},
+            },
+            "description": "The verification page, the credential JSON or the compact JWT, by Accept.",
+        }
+    },
+)
+def credential_page(
+    credential_id: str,
+    request: Request,
+    session: ReadSessionDep,
+    ctx: ContextDep,
+    format: Annotated[
+        Literal["html", "json", "jwt"] | None, Query(description="Overrides Accept.")
+    ] = None,
+) -> Response:
+    """The credential's public URL: a verification page for browsers, JSON or JWT by Accept."""
+    try:
+        record_id = uuid.UUID(credential_id)
+    except ValueError:
+        raise NotFound(f"No credential {credential_id}.") from None
+    record = credentials_service.get_credential(session, credential_id=record_id)
+    chosen = (
+        format
+        or {
+            "text/html": "html",
+            "application/json": "json",
+            "application/ld+json": "json",
+            "application/vc+jwt": "jwt",
+            "application/jwt": "jwt",
+        }[preferred(request, ("text/html", *JSON_TYPES, *JWT_TYPES), "text/html")]
+    )
+    vary = {"Vary": "Accept"}
+    if chosen == "jwt":
+        return PlainTextResponse(record.jwt, media_type="application/vc+jwt", headers=vary)
+    if chosen == "json":
+        return JSONResponse(
+            credentials_service.credential_json(record),
+            media_type="application/ld+json",
+            headers=vary,
+        )
+    verification = Verifier.from_context(ctx, session).verify_jwt(record.jwt)
+    context = verification_context(
+        ctx.settings,
+        verification,
+        linkedin_organization_id=issuers_service.linkedin_organization_id(
+            session, record.issuer_id
+        ),
+    )
+    response = render(request, "credential.html", context)
+    response.headers["Vary"] = "Accept"
+    response.headers["Cache-Control"] = "no-cache"
+    return response

@@ -1,4 +1,7 @@
-"""Public status lists: `BitstringStatusListCredential`s, signed as VC-JWTs, cached per version."""
+"""Public status lists: `BitstringStatusListCredential`s, signed as VC-JWTs, cached per version.
+
+Served from the credentials feature because a list's bits are the states of the credentials
+that hold its indices; `app/status/` allocates the indices and signs what it is given."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from fastapi.responses import Response
 from app.core.cache import CachedImage
 from app.core.deps import ContextDep, ReadSessionDep
 from app.core.web import JSON_TYPES, JWT_TYPES, preferred
+from app.credentials import repository
 from app.issuers import service as issuers_service
 from app.status import service
 
@@ -68,6 +72,7 @@ def status_list(
             keystore=ctx.keystore,
             issuer=issuer,
             status_list=status_list,
+            set_indices=repository.set_indices(session, status_list),
         )
         body = json.dumps(signed.credential).encode() if as_json else signed.jwt.encode()
         media = "application/vc+ld+json" if as_json else "application/vc+jwt"

@@ -1,4 +1,4 @@
-"""Audit trail routes: an issuer reads its own chain; the operator reads any issuer's."""
+"""Audit trail routes (under the issuers API: an issuer reads its own chain; the operator reads any issuer's)."""
 
 from __future__ import annotations
 
