@@ -11,6 +11,7 @@ fetched from a host that could not bind it anyway.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,7 +78,7 @@ class KeyResolver:
     session: Session
     settings: Settings
     key_cache: dict[str, PublicKey]
-    trusted_keys: Any = None  # Mapping[str, TrustedKey] | None
+    trusted_keys: Mapping[str, TrustedKey] | None = None
     fetcher: Fetcher | None = None
 
     @property
@@ -86,10 +87,8 @@ class KeyResolver:
 
     def is_ours(self, ident: str) -> bool:
         """Whether an issuer id or kid names one of our issuers, in any spelling of our DID."""
-        return (
-            canonical_did(ident).startswith(self.our_did_prefix)
-            if ident.lower().startswith("did:")
-            else False
+        return ident.lower().startswith("did:") and canonical_did(ident).startswith(
+            self.our_did_prefix
         )
 
     def resolve(

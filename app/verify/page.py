@@ -143,8 +143,6 @@ def build_page_model(settings: Settings, verification: Verification) -> PageMode
         ):
             model.recipient_name = _text(ident.get("identityHash"))
     if verification.record is not None and verification.record.recipient_name_hidden:
-        model.recipient_name = None  # the recipient chose to hide it on public pages
-    if verification.record is not None and verification.record.recipient_name_hidden:
         # The recipient chose to keep their name off public pages (it stays in the signed JWT).
         model.recipient_name = None
     model.valid_from = parse_time(c.get("validFrom") or c.get("issuanceDate"))

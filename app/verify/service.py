@@ -61,7 +61,6 @@ __all__ = [
     "Verification",
     "Verifier",
     "credential_uuid_from_url",
-    "verify_any",
 ]
 
 MAX_TOKEN_CHARS = 512 * 1024
@@ -430,10 +429,6 @@ def _skip_rest(v: Verification) -> Verification:
         if name not in done:
             v.add(name, CheckResult.skipped, "Not checked: the credential could not be read.")
     return v
-
-
-def verify_any(verifier: Verifier, credential: str | dict[str, Any]) -> Verification:
-    return verifier.verify(credential)
 
 
 def credential_uuid_from_url(settings: Settings, url: str) -> uuid.UUID | None:

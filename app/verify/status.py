@@ -43,12 +43,12 @@ class StatusOutcome:
 
 
 def _index(raw: Any) -> int:
-    if isinstance(raw, bool) or not isinstance(raw, int | str):
-        return -1
-    try:
-        return int(raw) if not isinstance(raw, str) or raw.isdigit() else -1
-    except ValueError:
-        return -1
+    """statusListIndex as a number (the spec writes it as a string of digits); -1 if it is not."""
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.isascii() and raw.isdigit():
+        return int(raw)
+    return -1
 
 
 def list_path(settings: Settings, url: str) -> tuple[str, str, int] | None:
