@@ -35,8 +35,15 @@ class Settings(BaseSettings):
     # Loopback addresses are refused like every private one unless this is set: for tests only,
     # refused in production.
     fetch_allow_loopback: bool = False
-    # Seconds allowed to connect and between two reads; a whole fetch gets twice this.
+    # Seconds one whole fetch may take: DNS, connect, TLS, headers, body and redirects together
+    # (a verification's fetches, side by side or one after another, get twice this in all).
     fetch_timeout: float = Field(default=5.0, gt=0, le=60)
+    # Fetches running at once (threads of their own, not the request threadpool's); a fetch
+    # that finds none free before its deadline fails (the check that needed it is `error`).
+    fetch_concurrency: int = Field(default=8, ge=1, le=256)
+    # Seconds a failed fetch is answered from memory before its URL is tried again (0: never),
+    # so that a slow or broken host cannot be made to hold a fetch slot per request.
+    fetch_failure_ttl: float = Field(default=30.0, ge=0)
     # Largest response body read, in bytes (a status list of 131,072 entries is ~16 KiB gzipped).
     fetch_max_bytes: int = Field(default=512 * 1024, ge=1024)
     # Seconds a successful fetch is reused (0 turns the cache off).

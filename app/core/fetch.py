@@ -15,14 +15,42 @@ every fetch here:
   server name stay the hostname, so the certificate is still checked against the hostname), so a
   second DNS answer cannot redirect it (DNS rebinding);
 - follows at most three redirects, only to the same origin, each hop validated again;
-- has connect/read timeouts and an overall deadline, and stops reading past a size cap;
-- caches successful responses for a while (thread-safe, bounded).
+- ends by ONE wall-clock deadline (`MICROCRED_FETCH_TIMEOUT`), whatever is slow, and stops
+  reading past a size cap;
+- runs on one of a few fetch threads (`MICROCRED_FETCH_CONCURRENCY`), never more at once;
+- caches successful responses for a while, and failures briefly (thread-safe, bounded).
+
+The deadline. A fetch is DNS, connect, TLS handshake, request, response headers and body, for
+each redirect hop; per-operation timeouts (httpx's connect/read timeouts) bound each socket
+operation, not their sum, so a host that drips one header byte per second never trips a read
+timeout. Since this module connects to the validated IP itself, it owns the sockets: every
+connection is made through `_DeadlineBackend`, whose streams give each socket operation (connect,
+handshake, each read and write) the smaller of its own timeout and the time left until the
+fetch's deadline, and fail once none is left. The sum of all phases then cannot pass the
+deadline. The other ways were worse: a watchdog cannot interrupt a blocking call in a Python
+thread, SIGALRM works in the main thread only, and an async client under `anyio.fail_after`
+would serve the requests but not the synchronous callers (the CLI, the webhook dispatcher).
+DNS is the one blocking call outside those sockets (`getaddrinfo` takes no timeout): it runs on
+a resolver thread of its own, waited for until the deadline.
+
+Fetch threads. A fetch runs on a small pool of its own (`MICROCRED_FETCH_CONCURRENCY` threads),
+never on the caller's thread nor in the request threadpool: a caller only waits for its result.
+A request can wait on the event loop (`fill`), so a slow host never holds one of AnyIO's worker
+threads (which `/health` and every sync route need) and never more than that many connections
+are open to slow hosts. A fetch still queued when its deadline passes fails at once ("no fetch
+slot"), so waiting for a slot is inside the deadline too.
+
+Requests that hold a database session must not wait on the network. A request verifies in
+rounds (see `app/verify/prefetch.py`): inside a session, the fetcher answers only from what was
+fetched already (`answering_from`, a `Prefetch`), notes what was missing and says so; with the
+session closed, `fill` fetches what was missing; then the request verifies again.
 
 It lives in `core` (it knows nothing of credentials) so that the app context can own one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import socket
@@ -30,19 +58,30 @@ import ssl
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 import certifi
+import httpcore
 import httpx
 
 from app.core.config import Settings
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Resolve = Any  # socket.getaddrinfo's signature: (host, port, type=...) -> list of address infos
 
 MAX_REDIRECTS = 3
 CACHE_ENTRIES = 1024
+# A fetch whose slot comes free with less than this share of its timeout left does not start:
+# it could hardly finish, and would only add a connection to a host that is slow already.
+START_SHARE = 0.1
+# Remote documents one request may fetch (`Prefetch`).
+MAX_FETCHES_PER_REQUEST = 16
 _REDIRECTS = {301, 302, 303, 307, 308}
 # Names that never denote a public host: RFC 6761 (example, invalid, test), RFC 6762 (local),
 # RFC 7686 (onion), RFC 8375 (home.arpa), RFC 9476 (alt), and ICANN's private-use `.internal`.
@@ -58,6 +97,12 @@ _SPECIAL_USE_SUFFIXES = (
 )
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
+Key = tuple[str, str]  # (url, Accept)
+Fetched = tuple[str, bytes]  # (media type, body)
+
+# The deadline of the fetch running on this thread, read by `_DeadlineBackend` as it connects.
+_DEADLINE: ContextVar[float | None] = ContextVar("microcred_fetch_deadline", default=None)
+
 
 class RemoteFetchError(Exception):
     """The resource could not be fetched or read: whatever depended on it is unknown."""
@@ -65,6 +110,11 @@ class RemoteFetchError(Exception):
 
 class RefusedAddress(RemoteFetchError):
     """The URL or the address its host resolves to is not one this service may connect to."""
+
+
+class NotFetchedYet(RemoteFetchError):
+    """Asked for inside a database session before it was fetched: noted, and fetched once the
+    session is closed (see `Prefetch`). Whatever depended on it is redone then."""
 
 
 def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
@@ -111,6 +161,51 @@ def _literal_ip(host: str) -> IPAddress | None:
         return None
 
 
+class Prefetch:
+    """The remote documents of one request, fetched while it holds no database session.
+
+    Inside a session the fetcher answers from here only (`Fetcher.answering_from`): a document
+    not fetched yet is noted in `wanted` and raises NotFetchedYet, which whatever asked treats
+    as any fetch failure; `Fetcher.fill` then fetches what is wanted, and the request does its
+    work again. Past `deadline`, past `max_fetches`, or once closed, a missing document is a
+    plain RemoteFetchError: what depends on it is unknown. One request's, used by one thread at
+    a time (its session's, then the event loop's).
+    """
+
+    def __init__(self, *, deadline: float, max_fetches: int = MAX_FETCHES_PER_REQUEST) -> None:
+        self.deadline = deadline
+        self.max_fetches = max_fetches
+        self.results: dict[Key, Fetched | RemoteFetchError] = {}
+        self.wanted: list[Key] = []
+        self.closed = False
+
+    def close(self) -> None:
+        """Fetch nothing more: what is missing now stays missing (a request's last round)."""
+        self.closed = True
+
+    def answer(self, key: Key) -> Fetched:
+        found = self.results.get(key)
+        if isinstance(found, RemoteFetchError):
+            raise type(found)(str(found))
+        if found is not None:
+            return found
+        if key not in self.wanted:
+            if (
+                self.closed
+                or time.monotonic() >= self.deadline
+                or len(self.results) + len(self.wanted) >= self.max_fetches
+            ):
+                raise RemoteFetchError(
+                    f"{key[0]} was not fetched: this request's time or number of remote fetches is used up"
+                )
+            self.wanted.append(key)
+        raise NotFetchedYet(f"{key[0]} is not fetched yet")
+
+
+# What the fetcher answers from on this thread instead of the network (`answering_from`).
+_ANSWERING_FROM: ContextVar[Prefetch | None] = ContextVar("microcred_prefetch", default=None)
+
+
 class Fetcher:
     """Guarded HTTPS GETs (see the module docstring); one per app, shared by threads."""
 
@@ -121,20 +216,35 @@ class Fetcher:
         timeout: float,
         max_bytes: int,
         cache_ttl: float,
+        failure_ttl: float = 0.0,
+        concurrency: int = 8,
         verify: ssl.SSLContext | str | bool = True,
         transport: httpx.BaseTransport | None = None,
+        resolve: Resolve = socket.getaddrinfo,
     ) -> None:
-        """`verify`: an SSLContext used as is, or True / a CA file added to the public roots
-        (certificate checks cannot be turned off); `transport` replaces the network (tests)."""
+        """`timeout`: seconds one whole fetch may take (every phase and redirect together);
+        `failure_ttl`: seconds a failed fetch is answered from memory (0: retried every time);
+        `concurrency`: fetches running at once (the fetch threads); `verify`: an SSLContext used
+        as is, or True / a CA file added to the public roots (certificate checks cannot be
+        turned off); `transport` replaces the network, `resolve` the DNS lookups (tests)."""
         self.allow_loopback = allow_loopback
         self.timeout = timeout
         self.max_bytes = max_bytes
         self.cache_ttl = cache_ttl
-        self._cache: OrderedDict[tuple[str, str], tuple[float, str, bytes]] = OrderedDict()
+        self.failure_ttl = failure_ttl
+        self.concurrency = concurrency
+        self._resolve = resolve
+        self._cache: OrderedDict[Key, tuple[float, str, bytes]] = OrderedDict()
+        self._failures: OrderedDict[Key, tuple[float, type[RemoteFetchError], str]] = OrderedDict()
         self._lock = threading.Lock()
+        self._threads = ThreadPoolExecutor(concurrency, thread_name_prefix="microcred-fetch")
+        # getaddrinfo cannot be interrupted: a lookup that outlives its deadline is left to end
+        # here, on a thread of its own, and holds no fetch thread.
+        self._resolvers = ThreadPoolExecutor(concurrency, thread_name_prefix="microcred-dns")
+        context = _ssl_context(verify)
         self._client = httpx.Client(
-            verify=_ssl_context(verify),
-            transport=transport,
+            verify=context,
+            transport=transport if transport is not None else _DeadlineTransport(context),
             timeout=httpx.Timeout(timeout),
             follow_redirects=False,  # redirects are followed by hand, each hop validated
             trust_env=False,  # no proxy from the environment: we connect to the address we checked
@@ -150,28 +260,32 @@ class Fetcher:
             timeout=settings.fetch_timeout,
             max_bytes=settings.fetch_max_bytes,
             cache_ttl=settings.fetch_cache_ttl,
+            failure_ttl=settings.fetch_failure_ttl,
+            concurrency=settings.fetch_concurrency,
             verify=_ssl_context(True, extra_ca=settings.fetch_ca_bundle),
         )
 
     def close(self) -> None:
         self._client.close()
+        self._threads.shutdown(wait=False, cancel_futures=True)
+        self._resolvers.shutdown(wait=False, cancel_futures=True)
 
     # --- public API -----------------------------------------------------------------------------
 
-    def get(self, url: str, *, accept: str) -> tuple[str, bytes]:
-        """GET `url` safely: (media type, body) of a 200 response, or RemoteFetchError."""
+    def get(self, url: str, *, accept: str) -> Fetched:
+        """GET `url` safely: (media type, body) of a 200 response, or RemoteFetchError.
+
+        Waits (on the caller's thread) for a fetch thread; inside `answering_from`, answers from
+        memory only."""
         key = (url, accept)
         cached = self._cached(key)
         if cached is not None:
             return cached
-        media_type, body = self._fetch(url, accept)
-        if self.cache_ttl > 0:
-            with self._lock:
-                self._cache[key] = (time.monotonic() + self.cache_ttl, media_type, body)
-                self._cache.move_to_end(key)
-                while len(self._cache) > CACHE_ENTRIES:
-                    self._cache.popitem(last=False)
-        return media_type, body
+        prefetch = _ANSWERING_FROM.get()
+        if prefetch is not None:
+            return prefetch.answer(key)
+        # No timeout needed: the fetch ends by its deadline, or fails at once if it starts after.
+        return self._threads.submit(self._fetch_by, key, time.monotonic() + self.timeout).result()
 
     def get_json(self, url: str) -> Any:
         """GET `url` and parse the body as JSON (whatever media type the server claims)."""
@@ -185,12 +299,42 @@ class Fetcher:
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise RemoteFetchError(f"{url} did not return JSON") from exc
 
+    @contextmanager
+    def answering_from(self, prefetch: Prefetch) -> Iterator[None]:
+        """Within: `get` on this thread never touches the network (see `Prefetch`)."""
+        token = _ANSWERING_FROM.set(prefetch)
+        try:
+            yield
+        finally:
+            _ANSWERING_FROM.reset(token)
+
+    async def fill(self, prefetch: Prefetch) -> None:
+        """Fetch what `prefetch` wants, side by side on the fetch threads, waiting on the event
+        loop (no worker thread of the app's is held). Each fetch, its wait for a fetch thread
+        included, ends by the fetch deadline or the prefetch's, whichever comes first."""
+        wanted, prefetch.wanted = prefetch.wanted, []
+        deadline = min(time.monotonic() + self.timeout, prefetch.deadline)
+        outcomes = await asyncio.gather(
+            *(
+                asyncio.wrap_future(self._threads.submit(self._fetch_by, k, deadline))
+                for k in wanted
+            ),
+            return_exceptions=True,
+        )
+        for key, outcome in zip(wanted, outcomes, strict=True):
+            if isinstance(outcome, RemoteFetchError):
+                prefetch.results[key] = outcome
+            elif isinstance(outcome, BaseException):
+                raise outcome
+            else:
+                prefetch.results[key] = outcome
+
     def check_url(self, url: str) -> None:
         """Refuse (RefusedAddress) a URL this service must not connect to, as `get` and `post` do.
 
         Resolves the host: RemoteFetchError when it cannot be resolved.
         """
-        self._addresses(self._checked_url(url))
+        self._addresses(self._checked_url(url), time.monotonic() + self.timeout)
 
     def post(
         self,
@@ -203,41 +347,78 @@ class Fetcher:
         """POST `content` to `url` through the same guard as `get`; the answer's status code.
 
         Redirects are not followed (a 3xx is the answer) and the response body is not read.
-        Nothing is cached. `timeout` (seconds to connect and to wait for the answer) defaults to
-        the fetcher's. RefusedAddress / RemoteFetchError when the request could not be made.
+        Nothing is cached. `timeout` (seconds for the whole exchange, up to the answer's
+        headers) defaults to the fetcher's. RefusedAddress / RemoteFetchError when the request
+        could not be made.
         """
+        deadline = time.monotonic() + (timeout if timeout is not None else self.timeout)
         target = self._checked_url(url)
-        addresses = self._addresses(target)
+        addresses = self._addresses(target, deadline)
         response = self._open(
             target,
             addresses,
             method="POST",
             headers={"User-Agent": "microcred-webhooks", **headers},
             content=content,
-            timeout=timeout,
+            deadline=deadline,
         )
         response.close()
         return response.status_code
 
     # --- internals ------------------------------------------------------------------------------
 
-    def _cached(self, key: tuple[str, str]) -> tuple[str, bytes] | None:
+    def _cached(self, key: Key) -> Fetched | None:
+        """A fresh cached response, None, or the remembered failure raised again."""
+        now = time.monotonic()
         with self._lock:
             entry = self._cache.get(key)
-            if entry is None:
-                return None
-            expires, media_type, body = entry
-            if time.monotonic() >= expires:
+            if entry is not None:
+                if now < entry[0]:
+                    return entry[1], entry[2]
                 del self._cache[key]
+            failure = self._failures.get(key)
+            if failure is None:
                 return None
-            return media_type, body
+            if now >= failure[0]:
+                del self._failures[key]
+                return None
+        _expires, kind, message = failure
+        raise kind(f"{message} (a failure of the last {self.failure_ttl:g} s, not retried yet)")
 
-    def _fetch(self, url: str, accept: str) -> tuple[str, bytes]:
-        deadline = time.monotonic() + 2 * self.timeout
+    def _remember(self, entries: OrderedDict[Key, Any], key: Key, value: Any) -> None:
+        with self._lock:
+            entries[key] = value
+            entries.move_to_end(key)
+            while len(entries) > CACHE_ENTRIES:
+                entries.popitem(last=False)
+
+    def _fetch_by(self, key: Key, deadline: float) -> Fetched:
+        """One fetch on a fetch thread, by `deadline`; cached, failures remembered briefly."""
+        url, accept = key
+        if deadline - time.monotonic() < START_SHARE * self.timeout:
+            raise RemoteFetchError(
+                f"{url} was not fetched: all {self.concurrency} fetch slots stayed busy until its deadline"
+            )
+        cached = self._cached(key)  # fetched by another request while this one waited
+        if cached is not None:
+            return cached
+        try:
+            media_type, body = self._fetch(url, accept, deadline)
+        except RemoteFetchError as exc:
+            if self.failure_ttl > 0:
+                self._remember(
+                    self._failures, key, (time.monotonic() + self.failure_ttl, type(exc), str(exc))
+                )
+            raise
+        if self.cache_ttl > 0:
+            self._remember(self._cache, key, (time.monotonic() + self.cache_ttl, media_type, body))
+        return media_type, body
+
+    def _fetch(self, url: str, accept: str, deadline: float) -> Fetched:
         target = self._checked_url(url)
         origin = (target.host, target.port)
         for _ in range(MAX_REDIRECTS + 1):
-            addresses = self._addresses(target)
+            addresses = self._addresses(target, deadline)
             response = self._open(
                 target,
                 addresses,
@@ -247,6 +428,7 @@ class Fetcher:
                     "Accept-Encoding": "identity",
                     "User-Agent": "microcred-verifier",
                 },
+                deadline=deadline,
             )
             try:
                 if response.status_code in _REDIRECTS and "location" in response.headers:
@@ -298,14 +480,20 @@ class Fetcher:
                 raise RefusedAddress(f"refused {host}: a special-use domain is not a public host")
         return parsed
 
-    def _addresses(self, url: httpx.URL) -> list[IPAddress]:
+    def _addresses(self, url: httpx.URL, deadline: float) -> list[IPAddress]:
         """Every address the host resolves to, all validated; refuses if any one is not public."""
         literal = _literal_ip(url.host)
         if literal is not None:
             return [literal]
         name = url.raw_host.decode("ascii")
+        lookup = self._resolvers.submit(
+            self._resolve, name, url.port or 443, type=socket.SOCK_STREAM
+        )
         try:
-            infos = socket.getaddrinfo(name, url.port or 443, type=socket.SOCK_STREAM)
+            infos = lookup.result(timeout=max(0.0, deadline - time.monotonic()))
+        except FutureTimeout as exc:
+            lookup.cancel()
+            raise RemoteFetchError(f"cannot resolve {url.host}: no answer in time") from exc
         except (OSError, UnicodeError) as exc:
             raise RemoteFetchError(f"cannot resolve {url.host}: {exc}") from exc
         addresses: list[IPAddress] = []
@@ -326,22 +514,27 @@ class Fetcher:
         addresses: list[IPAddress],
         *,
         headers: Mapping[str, str],
+        deadline: float,
         method: str = "GET",
         content: bytes | None = None,
-        timeout: float | None = None,
     ) -> httpx.Response:
-        """Send the request to the first validated address that accepts a connection."""
+        """Send the request to the first validated address that accepts a connection, by
+        `deadline` (the connection's sockets keep to it: see `_DeadlineBackend`)."""
         error: Exception | None = None
         for ip in addresses:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise RemoteFetchError(f"{url} timed out")
             request = self._client.build_request(
                 method,
                 url.copy_with(host=str(ip)),
                 headers={**headers, "Host": url.netloc.decode("ascii")},
                 content=content,
-                timeout=httpx.Timeout(timeout) if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+                timeout=httpx.Timeout(left),
                 # TLS still verifies the certificate against the hostname (and sends it as SNI).
                 extensions={"sni_hostname": url.host},
             )
+            token = _DEADLINE.set(deadline)
             try:
                 return self._client.send(request, stream=True)
             except httpx.ConnectError as exc:
@@ -350,6 +543,8 @@ class Fetcher:
                 raise RemoteFetchError(f"{url} timed out") from exc
             except httpx.HTTPError as exc:
                 raise RemoteFetchError(f"{url} could not be fetched: {exc}") from exc
+            finally:
+                _DEADLINE.reset(token)
         raise RemoteFetchError(f"cannot connect to {url.host}: {error}")
 
     def _read(self, url: str, response: httpx.Response, deadline: float) -> tuple[str, bytes]:
@@ -375,6 +570,100 @@ class Fetcher:
             raise RemoteFetchError(f"{url} could not be read: {exc}") from exc
         media_type = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         return media_type, b"".join(chunks)
+
+
+# --- sockets that keep to the fetch's deadline -----------------------------------------------------
+
+
+def _time_left(
+    timeout: float | None, deadline: float | None, error: type[Exception]
+) -> float | None:
+    """The timeout one socket operation gets: its own, cut to what is left of the deadline."""
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise error("the fetch's deadline has passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every read, write and TLS handshake ends by the fetch's deadline."""
+
+    def __init__(self, inner: httpcore.NetworkStream, deadline: float | None) -> None:
+        self._inner = inner
+        self._deadline = deadline
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(
+            max_bytes, _time_left(timeout, self._deadline, httpcore.ReadTimeout)
+        )
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _time_left(timeout, self._deadline, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        left = _time_left(timeout, self._deadline, httpcore.ConnectTimeout)
+        return _DeadlineStream(
+            self._inner.start_tls(ssl_context, server_hostname, left), self._deadline
+        )
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's socket backend, its connections bound to the deadline of the fetch that opens
+    them (`_DEADLINE`; there is no connection reuse, so a connection serves one fetch)."""
+
+    def __init__(self) -> None:
+        self._inner = httpcore.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.NetworkStream:
+        deadline = _DEADLINE.get()
+        left = _time_left(timeout, deadline, httpcore.ConnectTimeout)
+        stream = self._inner.connect_tcp(host, port, left, local_address, socket_options)
+        return _DeadlineStream(stream, deadline)
+
+    def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.NetworkStream:  # pragma: no cover - fetches never use unix sockets
+        raise httpcore.ConnectError("unix sockets are not fetched from")
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+class _DeadlineTransport(httpx.HTTPTransport):
+    """httpx's own transport, on `_DeadlineBackend`'s connections, with no keep-alive."""
+
+    def __init__(self, ssl_context: ssl.SSLContext) -> None:
+        super().__init__(verify=ssl_context, trust_env=False)
+        # httpx takes no network backend, so its pool is built again with ours: the same
+        # httpcore pool httpx would make, with no connection kept for reuse (see Fetcher).
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=ssl_context,
+            max_keepalive_connections=0,
+            network_backend=_DeadlineBackend(),
+        )
 
 
 def _ssl_context(

@@ -8,18 +8,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as StarletteUploadFile
 
 from app.badges.bake import BadImage, unbake
 from app.core.context import AppContext
-from app.core.deps import ContextDep, ReadSessionDep
+from app.core.deps import ContextDep
 from app.core.errors import BadRequest, UnsupportedMediaType
 from app.core.web import render
 from app.verify.page import verification_context
+from app.verify.prefetch import verify_for_request
 from app.verify.schemas import VerificationResult, VerifyRequest
-from app.verify.service import Verifier, credential_uuid_from_url
+from app.verify.service import Verification, credential_uuid_from_url
 
 api = APIRouter(tags=["public"])
 pages = APIRouter(tags=["pages"], include_in_schema=False)
@@ -106,10 +106,8 @@ async def verify_credential(request: Request, ctx: ContextDep) -> Response:
         credential = await run_in_threadpool(unbake, image)
     else:
         credential = _credential_from_body(content_type, await request.body())
-    # A database slot before a worker thread (see core.deps): waiting for a pooled connection
-    # inside a thread could starve the threads that requests holding connections need to finish.
-    async with ctx.db_slots():
-        result = await run_in_threadpool(_verify_in_session, ctx, credential)
+    # Remote keys and status lists are fetched with no database session held (verify.prefetch).
+    result = await verify_for_request(ctx, credential, Verification.result)
     # Serialised here, once: returned as a model, it would be validated again against
     # `response_model` (which stays declared, for the OpenAPI document).
     return Response(result.model_dump_json(), media_type="application/json")
@@ -124,11 +122,6 @@ async def _uploaded_image(request: Request) -> bytes:
         return await upload.read()
 
 
-def _verify_in_session(ctx: AppContext, credential: str | dict[str, Any]) -> VerificationResult:
-    with (ctx.verify_sessions or ctx.read_sessions)() as session:
-        return Verifier.from_context(ctx, session).verify(credential).result()
-
-
 @pages.get("/verify", response_class=HTMLResponse)
 def verify_page(request: Request) -> Response:
     """The page where anyone pastes a JWT or a credential link."""
@@ -136,19 +129,21 @@ def verify_page(request: Request) -> Response:
 
 
 @pages.post("/verify", response_class=HTMLResponse)
-def verify_page_submit(
+async def verify_page_submit(
     request: Request,
-    session: ReadSessionDep,
     ctx: ContextDep,
     credential: Annotated[str, Form(max_length=512 * 1024)] = "",
     file: Annotated[UploadFile | None, File(description="A baked badge image")] = None,
 ) -> Response:
-    """Verify what was pasted or uploaded and show the result page."""
+    """Verify what was pasted or uploaded and show the result page.
+
+    `async`, with no session of its own: the verification takes one only while it reads the
+    database, never while it waits for a foreign issuer's site (verify.prefetch)."""
     text = credential.strip()
-    image = file.file.read() if file is not None else b""
+    image = await file.read() if file is not None else b""
     if image:
         try:
-            baked = unbake(image)
+            baked = await run_in_threadpool(unbake, image)
         except BadImage as exc:
             return render(
                 request,
@@ -156,7 +151,7 @@ def verify_page_submit(
                 {"submitted": text, "error": f"That image could not be read: {exc.message}"},
                 400,
             )
-        return _verification_page(request, session, ctx, baked)
+        return await _verification_page(request, ctx, baked)
     if not text:
         return render(
             request,
@@ -199,13 +194,13 @@ def verify_page_submit(
                 400,
             )
         payload = parsed
-    return _verification_page(request, session, ctx, payload)
+    return await _verification_page(request, ctx, payload)
 
 
-def _verification_page(
-    request: Request, session: Session, ctx: AppContext, payload: str | dict[str, Any]
+async def _verification_page(
+    request: Request, ctx: AppContext, payload: str | dict[str, Any]
 ) -> Response:
-    verification = Verifier.from_context(ctx, session).verify(payload)
-    return render(
-        request, "credential.html", verification_context(ctx.settings, verification, submitted=True)
-    )
+    def page(verification: Verification) -> dict[str, Any]:
+        return verification_context(ctx.settings, verification, submitted=True)
+
+    return render(request, "credential.html", await verify_for_request(ctx, payload, page))
