@@ -209,6 +209,21 @@ def test_every_slow_phase_ends_by_the_deadline(slow: SlowHost, ca_file: Path) ->
     assert elapsed < TIMEOUT + 0.5, f"{slow.mode}: {elapsed:.2f} s"
 
 
+def test_a_webhook_receiver_dripping_its_answer_is_cut_off(
+    dripping: SlowHost, ca_file: Path
+) -> None:
+    fetcher = _fetcher(ca_file)
+    try:
+        started = time.monotonic()
+        with pytest.raises(RemoteFetchError, match="timed out"):
+            fetcher.post(f"{dripping.origin}/hook", content=b"{}", headers={}, timeout=0.4)
+        elapsed = time.monotonic() - started
+    finally:
+        fetcher.close()
+    assert dripping.connections == 1
+    assert elapsed < 2 * 0.4 + 0.5, f"{elapsed:.2f} s"
+
+
 def test_a_fast_answer_still_comes_through(dripping: SlowHost, ca_file: Path) -> None:
     dripping.fast["/ok.json"] = b'{"ok": true}'
     fetcher = _fetcher(ca_file)
@@ -283,8 +298,9 @@ class Service:
         )
         with socket.create_server(("127.0.0.1", 0)) as probe:
             self.port = probe.getsockname()[1]
+        self.app = create_app(settings)
         config = uvicorn.Config(
-            create_app(settings),
+            self.app,
             host="127.0.0.1",
             port=self.port,
             log_level="warning",
@@ -430,9 +446,15 @@ def test_health_answers_while_many_verifications_wait_on_a_slow_host(
         while dripping.open < 4:  # the fetches are under way
             assert time.monotonic() < until, "the verifications never reached the host"
             time.sleep(0.02)
-        pauses = [svc.health() for _ in range(5)]
+        pauses, held = [], []
+        for _ in range(5):
+            held.append(svc.app.state.ctx.engine.pool.checkedout())
+            pauses.append(svc.health())
         answered = [f.result() for f in futures]
     assert max(pauses) < 1.0, pauses
+    # Database connections in use while they wait: a verification mid-round at most, not one
+    # per waiting verification (there are 15 slots for 60 of them).
+    assert max(held) <= 3, held
     for result, elapsed in answered:
         assert_unknown_by(result, elapsed, "signature")
     assert dripping.most_open <= 4  # the cap held

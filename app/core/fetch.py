@@ -347,11 +347,13 @@ class Fetcher:
         """POST `content` to `url` through the same guard as `get`; the answer's status code.
 
         Redirects are not followed (a 3xx is the answer) and the response body is not read.
-        Nothing is cached. `timeout` (seconds for the whole exchange, up to the answer's
-        headers) defaults to the fetcher's. RefusedAddress / RemoteFetchError when the request
-        could not be made.
+        Nothing is cached. `timeout` (seconds to connect, and to wait for each part of the
+        answer) defaults to the fetcher's; the whole exchange ends by twice that, however slowly
+        the receiver answers. RefusedAddress / RemoteFetchError when the request could not be
+        made.
         """
-        deadline = time.monotonic() + (timeout if timeout is not None else self.timeout)
+        per_operation = timeout if timeout is not None else self.timeout
+        deadline = time.monotonic() + 2 * per_operation
         target = self._checked_url(url)
         addresses = self._addresses(target, deadline)
         response = self._open(
@@ -361,6 +363,7 @@ class Fetcher:
             headers={"User-Agent": "microcred-webhooks", **headers},
             content=content,
             deadline=deadline,
+            timeout=per_operation,
         )
         response.close()
         return response.status_code
@@ -517,9 +520,11 @@ class Fetcher:
         deadline: float,
         method: str = "GET",
         content: bytes | None = None,
+        timeout: float | None = None,
     ) -> httpx.Response:
         """Send the request to the first validated address that accepts a connection, by
-        `deadline` (the connection's sockets keep to it: see `_DeadlineBackend`)."""
+        `deadline` (the connection's sockets keep to it: see `_DeadlineBackend`); `timeout`,
+        when given, bounds each socket operation too."""
         error: Exception | None = None
         for ip in addresses:
             left = deadline - time.monotonic()
@@ -530,7 +535,7 @@ class Fetcher:
                 url.copy_with(host=str(ip)),
                 headers={**headers, "Host": url.netloc.decode("ascii")},
                 content=content,
-                timeout=httpx.Timeout(left),
+                timeout=httpx.Timeout(left if timeout is None else min(timeout, left)),
                 # TLS still verifies the certificate against the hostname (and sends it as SNI).
                 extensions={"sni_hostname": url.host},
             )
