@@ -143,6 +143,9 @@ class SlowHost:
         """The most requests this host answered at once, by the spans it saw. This side sees a
         hang-up a moment late (its thread must wake), while the client may already be on its
         next connection: the last `HANG_UP_LAG` of each span is not counted."""
+        until = time.monotonic() + 5
+        while self.open and time.monotonic() < until:  # hang-ups still to be seen
+            time.sleep(0.02)
         with self.lock:
             spans = list(self.spans)
         events = sorted(
@@ -344,13 +347,15 @@ class Service:
 
     def warm_up(self) -> None:
         """One verification that fetches nothing (a did:jwk issuer) and passes its signature and
-        issuer binding: the process's first such verification pays for imports and for
-        processing the shipped JSON-LD contexts, CPU that is not what these tests time."""
+        issuer binding, by the API and the page: the process's first pays for imports, for
+        processing the shipped JSON-LD contexts and compiling templates, CPU that is not what
+        these tests time."""
         issuer = did_jwk(WARM_KEY.public_key())
         claims = ob_credential(issuer)
         token = jwt.encode(claims, WARM_KEY, algorithm="ES256", headers={"kid": issuer + "#0"})
         result, _ = self.verify(token)
         assert check(result, "issuer")["result"] == "pass", result
+        assert self.http.post("/verify", data={"credential": token}).status_code == 200
 
     def __exit__(self, *exc: object) -> None:
         self.http.close()
@@ -398,8 +403,10 @@ def token_for(host: SlowHost, kid_path: str = "/key.json", **extra: Any) -> str:
     return jwt.encode(claims, KEY, algorithm="ES256", headers={"kid": host.origin + kid_path})
 
 
-def assert_unknown_by(result: dict[str, Any], elapsed: float, failing: str) -> None:
-    assert elapsed < 2 * TIMEOUT, f"{elapsed:.2f} s"
+def assert_unknown_by(
+    result: dict[str, Any], elapsed: float, failing: str, *, within: float = 2 * TIMEOUT
+) -> None:
+    assert elapsed < within, f"{elapsed:.2f} s"
     assert result["status"] == "unknown", result
     assert result["verified"] is False
     assert check(result, failing)["result"] == "error", result
@@ -446,15 +453,22 @@ def test_the_verify_page_ends_by_the_deadline(
     assert dripping.connections == 1
 
 
+@pytest.mark.parametrize(
+    ("waiting", "within"),
+    [
+        (20, 2 * TIMEOUT),
+        # More than AnyIO's 40 worker threads: this many requests' own CPU work (two rounds
+        # each, on a machine whose two cores the test's clients share) gets a margin.
+        (60, 3 * TIMEOUT),
+    ],
+)
 def test_health_answers_while_many_verifications_wait_on_a_slow_host(
-    service: Callable[..., Service], dripping: SlowHost
+    service: Callable[..., Service], dripping: SlowHost, waiting: int, within: float
 ) -> None:
-    """More waiting verifications than AnyIO's 40 worker threads and the database slots: none
-    of them holds either while it waits, so /health (a slot and a thread) stays quick. Each
-    names a key of its own, so none is answered by another's failure."""
+    """Verifications waiting on a slow host hold neither a database slot (15 of them) nor a
+    worker thread (40), so /health (which needs both) stays quick. Each names a key of its
+    own, so none is answered by another's failure."""
     svc = service(fetch_failure_ttl=0, fetch_concurrency=4)
-    svc.health()  # warm: the first request of a process pays for imports
-    waiting = 60
     with ThreadPoolExecutor(waiting) as pool:
         futures = [
             pool.submit(svc.verify, token_for(dripping, f"/keys/{n}.json")) for n in range(waiting)
@@ -470,10 +484,10 @@ def test_health_answers_while_many_verifications_wait_on_a_slow_host(
         answered = [f.result() for f in futures]
     assert max(pauses) < 1.0, pauses
     # Database connections in use while they wait: a verification mid-round at most, not one
-    # per waiting verification (there are 15 slots for 60 of them).
+    # per waiting verification (there are 15 slots).
     assert max(held) <= 3, held
     for result, elapsed in answered:
-        assert_unknown_by(result, elapsed, "signature")
+        assert_unknown_by(result, elapsed, "signature", within=within)
     assert 1 <= dripping.most_at_once() <= 4  # the cap held
     assert dripping.connections <= waiting
     no_slot = [

@@ -616,7 +616,11 @@ class _DeadlineStream(httpcore.NetworkStream):
         server_hostname: str | None = None,
         timeout: float | None = None,
     ) -> httpcore.NetworkStream:
-        left = _time_left(timeout, self._deadline, httpcore.ConnectTimeout)
+        try:
+            left = _time_left(timeout, self._deadline, httpcore.ConnectTimeout)
+        except httpcore.ConnectTimeout:
+            self._inner.close()  # as the inner stream does when its own handshake fails
+            raise
         return _DeadlineStream(
             self._inner.start_tls(ssl_context, server_hostname, left), self._deadline
         )
