@@ -398,7 +398,8 @@ class Fetcher:
     def _fetch_by(self, key: Key, deadline: float) -> Fetched:
         """One fetch on a fetch thread, by `deadline`; cached, failures remembered briefly."""
         url, accept = key
-        if deadline - time.monotonic() < START_SHARE * self.timeout:
+        left = deadline - time.monotonic()
+        if left < START_SHARE * self.timeout:
             raise RemoteFetchError(
                 f"{url} was not fetched: all {self.concurrency} fetch slots stayed busy until its deadline"
             )
@@ -408,7 +409,10 @@ class Fetcher:
         try:
             media_type, body = self._fetch(url, accept, deadline)
         except RemoteFetchError as exc:
-            if self.failure_ttl > 0:
+            # Remembered when the host had (nearly) the whole timeout, or failed well before the
+            # deadline: a fetch cut short by a slot wait or a request's budget says little.
+            ended_early = time.monotonic() < deadline - START_SHARE * self.timeout
+            if self.failure_ttl > 0 and (left >= 0.9 * self.timeout or ended_early):
                 self._remember(
                     self._failures, key, (time.monotonic() + self.failure_ttl, type(exc), str(exc))
                 )
