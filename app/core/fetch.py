@@ -33,12 +33,15 @@ would serve the requests but not the synchronous callers (the CLI, the webhook d
 DNS is the one blocking call outside those sockets (`getaddrinfo` takes no timeout): it runs on
 a resolver thread of its own, waited for until the deadline.
 
-Fetch threads. A fetch runs on a small pool of its own (`MICROCRED_FETCH_CONCURRENCY` threads),
+Fetch threads. A GET runs on a small pool of its own (`MICROCRED_FETCH_CONCURRENCY` threads),
 never on the caller's thread nor in the request threadpool: a caller only waits for its result.
+(A webhook POST runs on the dispatcher's thread, and ends by twice its timeout.)
 A request can wait on the event loop (`fill`), so a slow host never holds one of AnyIO's worker
 threads (which `/health` and every sync route need) and never more than that many connections
-are open to slow hosts. A fetch still queued when its deadline passes fails at once ("no fetch
-slot"), so waiting for a slot is inside the deadline too.
+are open to slow hosts. A fetch still queued when (nearly) all of its time is gone fails at
+once ("no fetch slot"), so waiting for a slot is inside the deadline too. A failure is answered
+from memory for `MICROCRED_FETCH_FAILURE_TTL` seconds, so a slow host costs one slot, not one
+per request.
 
 Requests that hold a database session must not wait on the network. A request verifies in
 rounds (see `app/verify/prefetch.py`): inside a session, the fetcher answers only from what was
