@@ -23,6 +23,8 @@ class AppError(Exception):
 
     status_code: int = 400
     title: str | None = None
+    # Response headers the error carries (Retry-After of a 429).
+    headers: Mapping[str, str] | None = None
 
     def __init__(self, message: str, *, status_code: int | None = None, **extra: Any) -> None:
         super().__init__(message)
@@ -102,7 +104,9 @@ def _validation_errors(errors: Sequence[Any]) -> tuple[int, str, list[dict[str, 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(_request: Request, exc: AppError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        headers = dict(exc.headers or {})
+        if exc.status_code == 401:
+            headers["WWW-Authenticate"] = "Bearer"
         return problem(exc.status_code, exc.message, title=exc.title, headers=headers, **exc.extra)
 
     @app.exception_handler(RequestValidationError)
