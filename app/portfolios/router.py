@@ -20,9 +20,9 @@ from app.core.cache import CachedImage
 from app.core.config import Settings
 from app.core.context import AppContext
 from app.core.deps import ContextDep, ReadSessionDep, SessionDep
-from app.core.errors import AppError
+from app.core.errors import AppError, problem
 from app.core.ratelimit import RateLimited, credential_key, limiter
-from app.core.web import JSON_TYPES, preferred, render
+from app.core.web import JSON_TYPES, negotiated, preferred, render
 from app.credentials import service as credentials_service
 from app.issuers.deps import CurrentIssuer
 from app.portfolios import service
@@ -449,23 +449,23 @@ def portfolio_page(
         if preferred(request, ("text/html", *JSON_TYPES), "text/html") in JSON_TYPES
         else "html"
     )
-    headers = {"Vary": "Accept", "Cache-Control": "no-cache"}
+    headers = {"Cache-Control": "no-cache"}
     try:
         if not _HANDLE.match(handle):
             raise service.PortfolioNotFound(f"There is no portfolio /p/{handle}.")
         view = service.public_portfolio(session, verifier=_verifier(session, ctx), handle=handle)
-    except service.PortfolioNotFound:
-        if chosen == "json":
-            raise
+    except service.PortfolioNotFound as exc:
+        if chosen == "json":  # a problem, but still an answer chosen by Accept
+            return negotiated(problem(404, exc.message, title=exc.title, headers=headers))
         response = render(request, "portfolio.html", {"missing": True}, status_code=404)
         response.headers.update(headers)
-        return response
+        return negotiated(response)
     body = _public(ctx.settings, view)
     if chosen == "json":
-        return JSONResponse(body.model_dump(mode="json"), headers=headers)
+        return negotiated(JSONResponse(body.model_dump(mode="json"), headers=headers))
     response = render(request, "portfolio.html", {"missing": False, "view": view, "data": body})
     response.headers.update(headers)
-    return response
+    return negotiated(response)
 
 
 @public.get(
