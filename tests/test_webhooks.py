@@ -30,6 +30,7 @@ import httpx
 import pytest
 import trustme
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import event, func, select
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from test_interop_server import ADMIN as SERVER_ADMIN
@@ -263,6 +264,8 @@ def make_harness(
             "webhook_timeout": 2.0,
             "webhook_retry_base": 0.2,
             "webhook_retry_max_interval": 10.0,
+            # As in production: endpoint secrets are stored sealed, and every delivery opens one.
+            "keys_passphrase": SecretStr("webhook tests passphrase"),
         }
         values.update(overrides)
         settings = make_settings(database_url, tmp_path / f"keys{len(opened)}", **values)
@@ -281,6 +284,7 @@ def make_harness(
             read_sessions=ctx.read_sessions,
             fetcher=fetcher,
             settings=settings,
+            keystore=ctx.keystore,
         )
         opened.append((client, dispatcher, fetcher))
         return Harness(client=client, ctx=ctx, dispatcher=dispatcher, world=World(client))
@@ -740,7 +744,10 @@ def test_send_time_guard_refuses_without_connecting(harness: Harness, receiver: 
         allow_loopback=False, timeout=1.0, max_bytes=1024, cache_ttl=0, transport=MustNotConnect()
     )
     dispatcher = Dispatcher(
-        sessions=harness.ctx.sessions, fetcher=strict, settings=harness.ctx.settings
+        sessions=harness.ctx.sessions,
+        fetcher=strict,
+        settings=harness.ctx.settings,
+        keystore=harness.ctx.keystore,
     )
     try:
         assert dispatcher.run_once() == 1
@@ -840,6 +847,7 @@ def test_concurrent_dispatchers_send_each_message_once(
             sessions=harness.ctx.sessions,
             fetcher=harness.dispatcher._fetcher,  # the loopback-only transport
             settings=harness.ctx.settings,
+            keystore=harness.ctx.keystore,
         )
         for _ in range(4)
     ]
