@@ -174,6 +174,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_bytes=settings.max_body_bytes,
         # Bulk issuance takes a whole cohort (10,000 rows by default) in one request.
         per_path={"/api/v1/credentials/batch": settings.batch_max_bytes},
+        body_timeout=settings.body_timeout,
     )
     app.add_middleware(SecurityHeadersMiddleware)
 

@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = None
     env: Environment = Environment.development
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Seconds from a request's start by which its whole body must have arrived (408 after).
+    body_timeout: float = Field(default=30.0, gt=0, le=3600)
     access_log: bool = False
     qr_cache_size: int = Field(default=4096, ge=0)
     db_pool_size: int = Field(default=5, ge=1)
