@@ -7,6 +7,9 @@ the peer, or from X-Forwarded-For of a trusted proxy).
 
 from __future__ import annotations
 
+import importlib.util
+import secrets
+import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +20,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
+from test_interop_server import ADMIN as ADMIN_SERVER
+from test_interop_server import Server
 
 from app.core.config import Settings
 from app.main import create_app
@@ -268,3 +273,104 @@ def test_limits_off_means_no_429(
 def test_a_limit_that_does_not_parse_is_refused_at_start(value: str, tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="rate limit"):
         Settings(database_url=f"sqlite:///{tmp_path}/x.db", rate_limit_auth=value)
+
+
+# --- one shared store, two processes ------------------------------------------------------------
+
+REDIS = ("127.0.0.1", 6379)
+
+
+def _redis_up() -> bool:
+    try:
+        with socket.create_connection(REDIS, timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("redis") is None or not _redis_up(),
+    reason="needs redis-py (the redis extra) and a redis server on 127.0.0.1:6379",
+)
+def test_two_replicas_sharing_redis_count_one_budget(tmp_path: Path) -> None:
+    """Two `microcred serve` processes on one database and one redis store: guesses alternate
+    between them, and the budget is spent once, not once per process. The client address comes
+    from X-Forwarded-For, believed from the loopback proxy (uvicorn's --forwarded-allow-ips)."""
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    first = Server(tmp_path / "a")
+    second = Server(tmp_path / "b")
+    shared = {
+        "MICROCRED_DATABASE_URL": first.env["MICROCRED_DATABASE_URL"],
+        "MICROCRED_KEYS_DIR": first.env["MICROCRED_KEYS_DIR"],
+        "MICROCRED_RATE_LIMIT_STORAGE": "redis://127.0.0.1:6379",
+        "MICROCRED_RATE_LIMIT_AUTH": "6/minute",
+        "MICROCRED_BACKGROUND_WORKERS": "false",
+    }
+    for server in (first, second):
+        server.env.update(shared)
+    # Each run its own client address (and base URL: the operator-token budget is per deployment),
+    # so that runs sharing the redis server count apart.
+    client_ip = f"198.51.100.{secrets.randbelow(250) + 1}"
+    run = secrets.token_hex(4)
+    for server in (first, second):
+        server.env["MICROCRED_BASE_URL"] = f"http://run-{run}.example"
+    migrated = first.cli("db", "upgrade")
+    assert migrated.returncode == 0, migrated.stderr
+    try:
+        first.launch()
+        second.launch()
+        first.wait_ready()
+        second.wait_ready()
+        answers = []
+        for i in range(8):
+            server = (first, second)[i % 2]
+            answers.append(
+                httpx.get(
+                    f"{server.base_url}/api/v1/issuers",
+                    headers={"Authorization": f"Bearer wrong-{i}", "X-Forwarded-For": client_ip},
+                    timeout=30,
+                )
+            )
+        assert [r.status_code for r in answers[:6]] == [401] * 6
+        for response in answers[6:]:
+            _is_429(response)
+        # Another client address, through the same proxy, is not affected.
+        other = httpx.get(
+            f"{second.base_url}/api/v1/issuers",
+            headers={**ADMIN_SERVER, "X-Forwarded-For": "192.0.2.200"},
+            timeout=30,
+        )
+        assert other.status_code == 200, other.text
+    finally:
+        for server in (first, second):
+            try:
+                server.stop()
+            finally:
+                server.kill_group()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("redis") is None, reason="needs redis-py")
+def test_a_store_that_fails_lets_requests_through(
+    database_url: str,
+    tmp_path: Path,
+    clients: Callable[[FastAPI, str], TestClient],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = _app(
+        database_url,
+        tmp_path,
+        rate_limit_auth="1/minute",
+        rate_limit_storage=f"redis://127.0.0.1:{port}",
+    )
+    client = clients(app, "203.0.113.12")
+    statuses = [
+        client.get("/api/v1/issuers", headers=bearer(f"no-{i}")).status_code for i in range(3)
+    ]
+    assert statuses == [401, 401, 401]
+    assert client.get("/api/v1/issuers", headers=ADMIN).status_code == 200
+    assert "rate limit store unavailable" in caplog.text

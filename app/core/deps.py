@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from app.core.config import Settings
 from app.core.context import AppContext
 from app.core.errors import Unauthorized
-from app.core.ratelimit import limiter
+from app.core.ratelimit import credential_key, limiter
 from app.core.security import same_secret
 
 
@@ -96,8 +96,10 @@ async def require_admin(  # async: a constant-time compare needs no worker threa
     expected = settings.admin_token.get_secret_value() if settings.admin_token else None
     if token is None:
         raise Unauthorized("This endpoint needs the operator's bearer token.")
-    # One operator token: every wrong guess, from anywhere, is a guess at it.
-    with limiter(request).attempt(request, "admin", Unauthorized):
+    # One operator token: every wrong guess, from anywhere, is a guess at it (keyed by the
+    # deployment, so that services sharing one rate-limit store count apart).
+    operator = credential_key("admin", settings.base_url, chars=None)
+    with limiter(request).attempt(request, operator, Unauthorized):
         if expected is None or not same_secret(token, expected):
             raise Unauthorized("The operator token is not valid.")
 

@@ -63,10 +63,11 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def credential_key(kind: str, presented: str, *, chars: int = 12) -> str:
-    """The storage key of a credential being guessed: its first characters, hashed (never the
-    secret, nor any of it, in a shared store)."""
-    digest = hashlib.sha256(presented[:chars].encode("utf-8", "replace")).hexdigest()[:24]
+def credential_key(kind: str, presented: str, *, chars: int | None = 12) -> str:
+    """The storage key of a credential being guessed: its first `chars` characters (all with
+    None), hashed: never the secret, nor any of it, in a shared store."""
+    part = presented if chars is None else presented[:chars]
+    digest = hashlib.sha256(part.encode("utf-8", "replace")).hexdigest()[:24]
     return f"{kind}:{digest}"
 
 
