@@ -108,6 +108,13 @@ def serve(
         # 43 % with two, on 2 cores). The worker processes inherit the environment.
         os.environ["MICROCRED_JOB_THREADS"] = "1"
     _report_connection_budget(settings, workers)
+    if workers > 1 and settings.rate_limits_enabled and settings.rate_limit_storage == "memory://":
+        _warn(
+            [
+                f"rate limits are counted per process: {workers} workers allow up to {workers}x "
+                "each limit (set MICROCRED_RATE_LIMIT_STORAGE=redis://… to share the counters)"
+            ]
+        )
     uvicorn.run(
         "app.main:serving_app",
         factory=True,

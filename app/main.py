@@ -19,6 +19,7 @@ from app.badges import router as badges
 from app.core.config import Environment, Settings
 from app.core.context import AppContext
 from app.core.errors import BodySizeLimitMiddleware, install_error_handlers, problem
+from app.core.ratelimit import RateLimiter
 from app.core.web import render
 from app.credentials import router as credentials
 from app.credentials import status_lists
@@ -164,6 +165,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.ctx = ctx
+    app.state.rate_limiter = RateLimiter.from_settings(settings)
     app.state.job_runner = runner
     app.state.webhook_dispatcher = dispatcher
     install_error_handlers(app)
@@ -172,6 +174,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_bytes=settings.max_body_bytes,
         # Bulk issuance takes a whole cohort (10,000 rows by default) in one request.
         per_path={"/api/v1/credentials/batch": settings.batch_max_bytes},
+        body_timeout=settings.body_timeout,
     )
     app.add_middleware(SecurityHeadersMiddleware)
 

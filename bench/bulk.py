@@ -364,6 +364,7 @@ def run(sizes: list[int], workers: int, rounds: int = ROUNDS) -> list[Figures]:
         MICROCRED_KEYS_DIR=str(settings.keys_dir),
         MICROCRED_BASE_URL=BASE_URL,
         MICROCRED_BACKGROUND_WORKERS="false",
+        MICROCRED_RATE_LIMITS_ENABLED="false",
     )
     if workers > 1:
         # One job thread per process, as `serve --workers N` runs them (see its comment).

@@ -118,6 +118,8 @@ def make_settings(database_url: str, keys_dir: Path, **overrides: Any) -> Settin
         "env": "development",
         # No job runner or webhook dispatcher threads: tests drive them, or ask for them.
         "background_workers": False,
+        # Many tests send bursts from one client; the rate-limit tests turn limits on.
+        "rate_limits_enabled": False,
     }
     values.update(overrides)
     return Settings(**values)

@@ -29,14 +29,18 @@ from typing import Any
 import httpx
 import pytest
 import trustme
+from alembic.command import downgrade
 from fastapi.testclient import TestClient
-from sqlalchemy import event, func, select
+from pydantic import SecretStr
+from sqlalchemy import create_engine, event, func, select
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from test_interop_server import ADMIN as SERVER_ADMIN
 from test_interop_server import Server
 
 from app.core.context import AppContext
 from app.core.fetch import Fetcher
+from app.core.keys import SEALED_PREFIX, KeyStore, UnusableKey, unseal_secret
+from app.core.migrate import alembic_config, upgrade
 from app.main import create_app
 from app.webhooks import service as webhooks
 from app.webhooks.dispatcher import Dispatcher
@@ -263,6 +267,8 @@ def make_harness(
             "webhook_timeout": 2.0,
             "webhook_retry_base": 0.2,
             "webhook_retry_max_interval": 10.0,
+            # As in production: endpoint secrets are stored sealed, and every delivery opens one.
+            "keys_passphrase": SecretStr("webhook tests passphrase"),
         }
         values.update(overrides)
         settings = make_settings(database_url, tmp_path / f"keys{len(opened)}", **values)
@@ -281,6 +287,7 @@ def make_harness(
             read_sessions=ctx.read_sessions,
             fetcher=fetcher,
             settings=settings,
+            keystore=ctx.keystore,
         )
         opened.append((client, dispatcher, fetcher))
         return Harness(client=client, ctx=ctx, dispatcher=dispatcher, world=World(client))
@@ -740,7 +747,10 @@ def test_send_time_guard_refuses_without_connecting(harness: Harness, receiver: 
         allow_loopback=False, timeout=1.0, max_bytes=1024, cache_ttl=0, transport=MustNotConnect()
     )
     dispatcher = Dispatcher(
-        sessions=harness.ctx.sessions, fetcher=strict, settings=harness.ctx.settings
+        sessions=harness.ctx.sessions,
+        fetcher=strict,
+        settings=harness.ctx.settings,
+        keystore=harness.ctx.keystore,
     )
     try:
         assert dispatcher.run_once() == 1
@@ -840,6 +850,7 @@ def test_concurrent_dispatchers_send_each_message_once(
             sessions=harness.ctx.sessions,
             fetcher=harness.dispatcher._fetcher,  # the loopback-only transport
             settings=harness.ctx.settings,
+            keystore=harness.ctx.keystore,
         )
         for _ in range(4)
     ]
@@ -1023,3 +1034,125 @@ def test_acceptance_receiver_down_for_30_seconds(
     assert all(d["state"] == "succeeded" for d in final), final
     assert all(d["attempts"] > 1 for d in final), final
     assert all(d["last_status_code"] == 200 for d in final), final
+
+
+# --- secrets at rest ------------------------------------------------------------------------------
+
+
+def _stored_secret(harness: Harness, endpoint_id: str) -> str:
+    with harness.ctx.sessions() as session:
+        stored = session.scalar(
+            select(WebhookEndpoint.secret).where(WebhookEndpoint.id == uuid.UUID(endpoint_id))
+        )
+    assert stored is not None
+    return stored
+
+
+def test_secrets_are_stored_sealed_and_deliveries_still_verify(
+    harness: Harness, receiver: Receiver
+) -> None:
+    _, auth, achievement = harness.issuer()
+    endpoint = harness.endpoint(auth, receiver.url, ["credential.issued"])
+    stored = _stored_secret(harness, endpoint["id"])
+    secret = endpoint["secret"]
+    key_part = secret.removeprefix("whsec_")
+    assert stored.startswith(SEALED_PREFIX)
+    assert secret not in stored
+    assert key_part not in stored
+    assert base64.b64decode(key_part) not in base64.urlsafe_b64decode(stored.split("$")[-1] + "==")
+    # Bound to its row: the same value under another endpoint's id does not open.
+    other = str(uuid.uuid4())
+    with pytest.raises(UnusableKey):
+        harness.ctx.keystore.unseal(stored, context=webhooks.secret_context(uuid.UUID(other)))
+    # Under another passphrase it does not open either.
+    with pytest.raises(UnusableKey):
+        KeyStore(harness.ctx.settings.keys_dir, "another passphrase").unseal(
+            stored, context=webhooks.secret_context(uuid.UUID(endpoint["id"]))
+        )
+    receiver.secret = secret
+    harness.issue(auth, achievement)
+    assert harness.run() == 1
+    [got] = receiver.requests
+    assert got.verified
+    rotated = harness.client.post(f"/api/v1/webhooks/{endpoint['id']}/rotate-secret", headers=auth)
+    assert rotated.status_code == 200
+    again = _stored_secret(harness, endpoint["id"])
+    assert again.startswith(SEALED_PREFIX)
+    assert again != stored
+    assert rotated.json()["secret"] not in again
+
+
+def test_a_secret_that_does_not_open_fails_the_attempt_not_the_dispatcher(
+    harness: Harness, receiver: Receiver
+) -> None:
+    _, auth, achievement = harness.issuer()
+    first = harness.endpoint(auth, receiver.url, ["credential.issued"])
+    second = harness.endpoint(auth, receiver.url, ["credential.issued"])
+    receiver.secret = first["secret"]
+    moved = _stored_secret(harness, first["id"])
+    with harness.ctx.sessions() as session, session.begin():
+        row = session.get(WebhookEndpoint, uuid.UUID(second["id"]))
+        assert row is not None
+        row.secret = moved  # a sealed value moved to another row
+    harness.issue(auth, achievement)
+    harness.run()
+    [delivered] = receiver.requests  # the first endpoint's delivery still went out, signed
+    assert delivered.verified
+    [refused] = harness.deliveries(auth, second["id"])
+    assert refused["state"] == "pending"
+    assert refused["last_error"].startswith("secret:")
+
+
+def test_the_migration_seals_clear_secrets_and_downgrade_opens_them(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, receiver: Receiver
+) -> None:
+    monkeypatch.delenv("MICROCRED_KEYS_PASSPHRASE", raising=False)
+    settings = make_settings(
+        database_url, tmp_path / "keys", fetch_allow_loopback=True, background_workers=False
+    )
+    with TestClient(create_app(settings), base_url=BASE_URL) as client:
+        world = World(client)
+        key = world.issuer()["api_key"]["key"]
+        created = [
+            client.post(
+                "/api/v1/webhooks",
+                json={"url": receiver.url, "events": ["credential.issued"]},
+                headers=bearer(key),
+            ).json()
+            for _ in range(3)
+        ]
+    engine = create_engine(database_url)
+
+    def stored() -> dict[str, str]:
+        with engine.connect() as conn:
+            rows = conn.execute(select(WebhookEndpoint.id, WebhookEndpoint.secret)).all()
+        return {str(i): s for i, s in rows}
+
+    try:
+        clear = {e["id"]: e["secret"] for e in created}
+        assert stored() == clear  # no passphrase: stored in clear, as keys are
+        downgrade(alembic_config(database_url), "5a8c3e1f7b24")
+        monkeypatch.setenv("MICROCRED_KEYS_PASSPHRASE", "migration passphrase")
+        upgrade(database_url)
+        sealed = stored()
+        for endpoint_id, secret in clear.items():
+            assert sealed[endpoint_id].startswith(SEALED_PREFIX)
+            assert (
+                unseal_secret(
+                    b"migration passphrase",
+                    sealed[endpoint_id],
+                    context=webhooks.secret_context(uuid.UUID(endpoint_id)),
+                )
+                == secret
+            )
+        upgrade(database_url)  # at head already: nothing sealed twice
+        assert stored() == sealed
+        monkeypatch.delenv("MICROCRED_KEYS_PASSPHRASE")
+        with pytest.raises(RuntimeError, match="MICROCRED_KEYS_PASSPHRASE"):
+            downgrade(alembic_config(database_url), "5a8c3e1f7b24")
+        monkeypatch.setenv("MICROCRED_KEYS_PASSPHRASE", "migration passphrase")
+        downgrade(alembic_config(database_url), "5a8c3e1f7b24")
+        assert stored() == clear
+        upgrade(database_url)
+    finally:
+        engine.dispose()

@@ -15,7 +15,7 @@ from app.core.config import Settings
 from app.core.deps import ReadSessionDep, SessionDep, SettingsDep
 from app.core.pagination import Page, decode_cursor, encode_cursor
 from app.core.standards import OB3_CONTEXT, VC2_CONTEXT
-from app.core.web import render, wants_html
+from app.core.web import negotiated, render, wants_html
 from app.issuers import repository as issuers_repository
 from app.issuers import service as issuers_service
 from app.issuers.deps import CurrentIssuer
@@ -95,7 +95,13 @@ def public_achievement(
         "creator": issuers_service.profile_document(settings, issuer),
     }
     if wants_html(request):
-        return render(request, "achievement.html", {"achievement": document, "issuer": issuer})
-    return JSONResponse(
-        document, media_type="application/ld+json", headers={"Cache-Control": "public, max-age=300"}
+        return negotiated(
+            render(request, "achievement.html", {"achievement": document, "issuer": issuer})
+        )
+    return negotiated(
+        JSONResponse(
+            document,
+            media_type="application/ld+json",
+            headers={"Cache-Control": "public, max-age=300"},
+        )
     )

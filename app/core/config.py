@@ -7,6 +7,7 @@ from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from limits import parse_many
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -28,6 +29,8 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = None
     env: Environment = Environment.development
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Seconds from a request's start by which its whole body must have arrived (408 after).
+    body_timeout: float = Field(default=30.0, gt=0, le=3600)
     access_log: bool = False
     qr_cache_size: int = Field(default=4096, ge=0)
     db_pool_size: int = Field(default=5, ge=1)
@@ -74,6 +77,33 @@ class Settings(BaseSettings):
     webhook_retry_max_interval: float = Field(default=3600.0, gt=0)
     # Attempts before a delivery is given up as failed (it can still be replayed).
     webhook_max_attempts: int = Field(default=12, ge=1, le=100)
+    # Rate limits (the `limits` notation: "10/minute;100/hour"), see app/core/ratelimit.py.
+    rate_limits_enabled: bool = True
+    # Where counters live: memory:// (per process) or a shared store such as redis://host:6379.
+    rate_limit_storage: str = "memory://"
+    # Failed credential checks (operator token, API keys, management tokens, portfolio keys) per
+    # client address, and per credential being guessed from any address.
+    rate_limit_auth: str = "10/minute;100/hour"
+    rate_limit_auth_per_credential: str = "30/minute;300/hour"
+    # Requests per client address to the verify API, and /verify form posts.
+    rate_limit_verify: str = "300/minute"
+    rate_limit_verify_form: str = "30/minute"
+
+    @field_validator(
+        "rate_limit_auth",
+        "rate_limit_auth_per_credential",
+        "rate_limit_verify",
+        "rate_limit_verify_form",
+    )
+    @classmethod
+    def _limits_notation(cls, value: str) -> str:
+        try:
+            parse_many(value)
+        except ValueError as exc:
+            raise ValueError(
+                f"{value!r} is not a rate limit such as '10/minute' or '5/2 seconds;100/hour'"
+            ) from exc
+        return value
 
     @field_validator("base_url")
     @classmethod

@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from app.core.config import Settings
 from app.core.context import AppContext
 from app.core.errors import Unauthorized
+from app.core.ratelimit import credential_key, limiter
 from app.core.security import same_secret
 
 
@@ -87,6 +88,7 @@ issuer_bearer = HTTPBearer(
 
 
 async def require_admin(  # async: a constant-time compare needs no worker thread
+    request: Request,
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(admin_bearer)],
 ) -> None:
@@ -94,8 +96,12 @@ async def require_admin(  # async: a constant-time compare needs no worker threa
     expected = settings.admin_token.get_secret_value() if settings.admin_token else None
     if token is None:
         raise Unauthorized("This endpoint needs the operator's bearer token.")
-    if expected is None or not same_secret(token, expected):
-        raise Unauthorized("The operator token is not valid.")
+    # One operator token: every wrong guess, from anywhere, is a guess at it (keyed by the
+    # deployment, so that services sharing one rate-limit store count apart).
+    operator = credential_key("admin", settings.base_url, chars=None)
+    with limiter(request).attempt(request, operator, Unauthorized):
+        if expected is None or not same_secret(token, expected):
+            raise Unauthorized("The operator token is not valid.")
 
 
 AdminDep = Annotated[None, Depends(require_admin)]

@@ -7,11 +7,13 @@ from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PROBLEM_JSON = "application/problem+json"
@@ -23,6 +25,8 @@ class AppError(Exception):
 
     status_code: int = 400
     title: str | None = None
+    # Response headers the error carries (Retry-After of a 429).
+    headers: Mapping[str, str] | None = None
 
     def __init__(self, message: str, *, status_code: int | None = None, **extra: Any) -> None:
         super().__init__(message)
@@ -102,7 +106,9 @@ def _validation_errors(errors: Sequence[Any]) -> tuple[int, str, list[dict[str, 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(_request: Request, exc: AppError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        headers = dict(exc.headers or {})
+        if exc.status_code == 401:
+            headers["WWW-Authenticate"] = "Bearer"
         return problem(exc.status_code, exc.message, title=exc.title, headers=headers, **exc.extra)
 
     @app.exception_handler(RequestValidationError)
@@ -124,15 +130,24 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 class BodySizeLimitMiddleware:
-    """Refuse request bodies over the limit with 413 before any handler reads them."""
+    """Guard request bodies before any handler reads them: over the limit, 413; not all received
+    within `body_timeout` seconds of the request's start, 408 (a stalled or dripping upload holds
+    no worker for longer); a client gone mid-body ends the request quietly (nobody is left to
+    answer, and it is no error of ours: a debug line, no traceback)."""
 
     def __init__(
-        self, app: ASGIApp, *, max_bytes: int, per_path: dict[str, int] | None = None
+        self,
+        app: ASGIApp,
+        *,
+        max_bytes: int,
+        per_path: dict[str, int] | None = None,
+        body_timeout: float | None = None,
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         # Routes that take larger bodies (bulk uploads), by exact path.
         self.per_path = per_path or {}
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -150,14 +165,29 @@ class BodySizeLimitMiddleware:
                     return
         received = 0
         started = False
+        body_done = False
+        deadline = (
+            anyio.current_time() + self.body_timeout if self.body_timeout is not None else None
+        )
 
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
+        async def guarded_receive() -> Message:
+            nonlocal received, body_done
+            if body_done or deadline is None:
+                message = await receive()  # after the body: waiting for a disconnect is fine
+            else:
+                try:
+                    with anyio.fail_after(max(0.0, deadline - anyio.current_time())):
+                        message = await receive()
+                except TimeoutError:
+                    raise _BodyTimeout(self.body_timeout or 0) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
                     raise _BodyTooLarge(limit)
+                if not message.get("more_body", False):
+                    body_done = True
+            elif message["type"] == "http.disconnect":
+                body_done = True
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -167,10 +197,17 @@ class BodySizeLimitMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, limited_receive, tracking_send)
+            await self.app(scope, guarded_receive, tracking_send)
         except _BodyTooLarge:
             if not started:
                 await self._refuse(scope, receive, send, limit)
+        except _BodyTimeout as exc:
+            if not started:
+                await problem(408, exc.detail, headers={"Connection": "close"})(
+                    scope, receive, send
+                )
+        except ClientDisconnect:
+            log.debug("client disconnected before its request body was read: %s", scope.get("path"))
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         response = problem(413, f"The request body exceeds the limit of {limit} bytes.")
@@ -182,3 +219,14 @@ class _BodyTooLarge(StarletteHTTPException):
 
     def __init__(self, max_bytes: int) -> None:
         super().__init__(413, f"The request body exceeds the limit of {max_bytes} bytes.")
+
+
+class _BodyTimeout(StarletteHTTPException):
+    """An HTTPException for the same reason: the handler answers it as a 408 problem."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            408,
+            f"The request body did not arrive within {seconds:g} s.",
+            headers={"Connection": "close"},
+        )

@@ -11,8 +11,11 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
 PublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey
@@ -147,6 +150,7 @@ class KeyStore:
         self._passphrase = passphrase.encode() if passphrase else None
         self._cache: dict[str, PrivateKey] = {}
         self._lock = threading.Lock()
+        self._sealing_keys: dict[bytes, bytes] = {}
 
     def path_for(self, ref: str) -> Path:
         if "/" in ref or "\\" in ref or ref.startswith("."):
@@ -204,6 +208,21 @@ class KeyStore:
             self._cache.pop(ref, None)
         self.path_for(ref).unlink(missing_ok=True)
 
+    # --- small secrets kept in the database (webhook signing secrets) ----------------------------
+
+    def seal(self, secret: str, *, context: str) -> str:
+        """`secret` encrypted under the keys passphrase, for storage (see `seal_secret`);
+        as it is when no passphrase is set (development, like the key files)."""
+        return seal_secret(self._passphrase, secret, context=context)
+
+    def unseal(self, stored: str, *, context: str) -> str:
+        """The secret `seal` stored (a value stored in clear is returned as it is)."""
+        return unseal_secret(self._passphrase, stored, context=context, cache=self._sealing_keys)
+
+    @property
+    def encrypts(self) -> bool:
+        return self._passphrase is not None
+
     def unencrypted_keys(self) -> list[Path]:
         """PEM files stored in clear: refused at start-up in production."""
         if not self.directory.is_dir():
@@ -213,3 +232,58 @@ class KeyStore:
             for p in self.directory.glob("*.pem")
             if b"ENCRYPTED" not in p.read_bytes().split(b"\n", 1)[0]
         )
+
+
+# --- sealed secrets -----------------------------------------------------------------------------
+
+SEALED_PREFIX = "enc1$"
+_SALT_BYTES = 16
+_NONCE_BYTES = 12
+
+
+def _sealing_key(passphrase: bytes, salt: bytes) -> bytes:
+    # The passphrase may be a phrase a person chose: scrypt, as for a password (RFC 7914's
+    # interactive-login cost), then AES-256-GCM; one random salt per sealed value.
+    return Scrypt(salt=salt, length=32, n=2**14, r=8, p=1).derive(passphrase)
+
+
+def seal_secret(passphrase: bytes | None, secret: str, *, context: str) -> str:
+    """Encrypt a small secret under the keys passphrase (MICROCRED_KEYS_PASSPHRASE, the one that
+    encrypts the signing keys): `enc1$<salt>$<nonce>$<ciphertext>`, base64url. `context` (e.g.
+    the row's id) is authenticated with it, so a sealed value copied to another row does not open.
+    Without a passphrase the secret is returned as it is, as keys are stored in clear then."""
+    if passphrase is None:
+        return secret
+    salt, nonce = os.urandom(_SALT_BYTES), os.urandom(_NONCE_BYTES)
+    sealed = AESGCM(_sealing_key(passphrase, salt)).encrypt(
+        nonce, secret.encode(), context.encode()
+    )
+    return SEALED_PREFIX + "$".join(b64url(part) for part in (salt, nonce, sealed))
+
+
+def unseal_secret(
+    passphrase: bytes | None, stored: str, *, context: str, cache: dict[bytes, bytes] | None = None
+) -> str:
+    """The secret `seal_secret` sealed; a value without the prefix was stored in clear.
+
+    `cache` keeps derived keys by salt: scrypt is slow on purpose, and a dispatcher opens the same
+    endpoint's secret for every delivery."""
+    if not stored.startswith(SEALED_PREFIX):
+        return stored
+    if passphrase is None:
+        raise UnusableKey("a sealed secret needs MICROCRED_KEYS_PASSPHRASE to be read")
+    try:
+        salt, nonce, sealed = (b64url_decode(p) for p in stored[len(SEALED_PREFIX) :].split("$"))
+    except ValueError as exc:
+        raise UnusableKey("a sealed secret is malformed") from exc
+    key = cache.get(salt) if cache is not None else None
+    if key is None:
+        key = _sealing_key(passphrase, salt)
+        if cache is not None:
+            if len(cache) >= 4096:  # rotated-away salts never come back: start over
+                cache.clear()
+            cache[salt] = key
+    try:
+        return AESGCM(key).decrypt(nonce, sealed, context.encode()).decode()
+    except (InvalidTag, ValueError) as exc:
+        raise UnusableKey("a sealed secret does not open (wrong passphrase?)") from exc

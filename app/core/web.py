@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parent.parent / "templates"))
@@ -48,11 +49,49 @@ def preferred(request: Request, offers: tuple[str, ...], default: str) -> str:
     return best
 
 
+R = TypeVar("R", bound=Response)
+
+
+def negotiated(response: R) -> R:
+    """Mark a response whose form was chosen by `Accept` (HTML, JSON, JWT at one URL): a shared
+    cache must key on the header, or a browser could be served what curl asked for. Every route
+    that negotiates answers through this, 304s included."""
+    current = [v.strip() for v in response.headers.get("vary", "").split(",") if v.strip()]
+    if not any(v.lower() in {"accept", "*"} for v in current):
+        response.headers["Vary"] = ", ".join([*current, "Accept"])
+    return response
+
+
 def wants_html(request: Request) -> bool:
     """Browsers ask for text/html; API clients and curl (*/*) get JSON; `?format=json` forces JSON."""
     if request.query_params.get("format") == "json":
         return False
     return preferred(request, ("text/html", *JSON_TYPES), "application/json") == "text/html"
+
+
+def safe_href(value: object) -> str | None:
+    """`value` if it may be a link on our pages: an absolute http(s) URL with a host; else None.
+
+    Pages link to what credentials say (criteria, alignments, evidence, issuer sites), and a
+    pasted foreign credential says anything: `javascript:`, `data:`, `vbscript:` links would run
+    in our origin or mislead. The scheme is read as browsers read it (leading blanks, tabs and
+    newlines dropped; `urlsplit` does the same), so `java\tscript:` is refused as well. Every
+    template passes such URLs through this filter (`{{ url|safe_href }}`) and shows the text
+    without a link when it answers None.
+    """
+    if not isinstance(value, str) or not value or len(value) > 8192:
+        return None
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in {"http", "https"} or not host or "\\" in value:
+        return None
+    return value
+
+
+TEMPLATES.env.filters["safe_href"] = safe_href
 
 
 def render(

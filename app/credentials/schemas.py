@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import (
+    AnyHttpUrl,
     AnyUrl,
     AwareDatetime,
     BaseModel,
@@ -52,7 +53,8 @@ class RecipientIn(BaseModel):
 class EvidenceIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    id: AnyUrl | None = None
+    # Pages link to it: an http(s) URL only (never javascript:, data:, vbscript:…).
+    id: AnyHttpUrl | None = None
     name: Short | None = None
     description: Long | None = None
     narrative: Long | None = None

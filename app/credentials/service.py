@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -44,6 +45,8 @@ class IdempotencyMismatch(AppError):
 
 
 MANAGE_TOKEN_PREFIX = "mcm_"  # noqa: S105 - a public prefix (for secret scanners), not a secret
+# What `new_manage_token` makes: the prefix and 32 random bytes in unpadded base64url.
+MANAGE_TOKEN_PATTERN = re.compile(r"mcm_[A-Za-z0-9_-]{43}")
 
 
 def new_manage_token() -> str:

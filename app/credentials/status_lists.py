@@ -15,7 +15,7 @@ from fastapi.responses import Response
 
 from app.core.cache import CachedImage
 from app.core.deps import ContextDep, ReadSessionDep
-from app.core.web import JSON_TYPES, JWT_TYPES, preferred
+from app.core.web import JSON_TYPES, JWT_TYPES, negotiated, preferred
 from app.credentials import repository
 from app.issuers import service as issuers_service
 from app.status import service
@@ -82,7 +82,7 @@ def status_list(
             body=body, etag=f'W/"{digest}-{"j" if as_json else "t"}"', media_type=media
         )
         ctx.images.put(key, cached)
-    headers = {"ETag": cached.etag, "Cache-Control": CACHE_CONTROL, "Vary": "Accept"}
+    headers = {"ETag": cached.etag, "Cache-Control": CACHE_CONTROL}
     if cached.etag in {t.strip() for t in request.headers.get("if-none-match", "").split(",")}:
-        return Response(status_code=304, headers=headers)
-    return Response(cached.body, media_type=cached.media_type, headers=headers)
+        return negotiated(Response(status_code=304, headers=headers))
+    return negotiated(Response(cached.body, media_type=cached.media_type, headers=headers))

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from app.core.config import Settings
 from app.core.deps import AdminDep, ContextDep, ReadSessionDep, SessionDep, SettingsDep
 from app.core.standards import OB3_CONTEXT, VC2_CONTEXT
-from app.core.web import render, wants_html
+from app.core.web import negotiated, render, wants_html
 from app.issuers import repository, service
 from app.issuers.models import Issuer, SigningKey
 from app.issuers.schemas import (
@@ -205,19 +205,23 @@ def issuer_profile(
     }
     if wants_html(request):
         keys = repository.keys_of(session, issuer.id)
-        return render(
-            request,
-            "issuer.html",
-            {
-                "issuer": issuer,
-                "profile": profile,
-                "keys": keys,
-                "did": profile["id"],
-                "settings": settings,
-            },
+        return negotiated(
+            render(
+                request,
+                "issuer.html",
+                {
+                    "issuer": issuer,
+                    "profile": profile,
+                    "keys": keys,
+                    "did": profile["id"],
+                    "settings": settings,
+                },
+            )
         )
-    return JSONResponse(
-        profile, media_type="application/ld+json", headers={"Cache-Control": _PUBLIC_CACHE}
+    return negotiated(
+        JSONResponse(
+            profile, media_type="application/ld+json", headers={"Cache-Control": _PUBLIC_CACHE}
+        )
     )
 
 

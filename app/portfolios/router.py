@@ -7,6 +7,8 @@ import hashlib
 import json
 import re
 import uuid
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Form, Path, Query, Request
@@ -18,8 +20,9 @@ from app.core.cache import CachedImage
 from app.core.config import Settings
 from app.core.context import AppContext
 from app.core.deps import ContextDep, ReadSessionDep, SessionDep
-from app.core.errors import AppError
-from app.core.web import JSON_TYPES, preferred, render
+from app.core.errors import AppError, problem
+from app.core.ratelimit import RateLimited, credential_key, limiter
+from app.core.web import JSON_TYPES, negotiated, preferred, render
 from app.credentials import service as credentials_service
 from app.issuers.deps import CurrentIssuer
 from app.portfolios import service
@@ -104,13 +107,32 @@ def remint_manage_link(
 # --- recipient: JSON API ------------------------------------------------------------------------
 
 
+def _manage_attempt(request: Request, token: str) -> AbstractContextManager[None]:
+    """A management-token check under the failure budgets (429 while spent; misses counted)."""
+    return limiter(request).attempt(
+        request, credential_key("manage", token), service.ManageLinkNotFound
+    )
+
+
+def _key_attempt(request: Request, handle: str) -> AbstractContextManager[None]:
+    """A portfolio owner key check: the credential being guessed is the key of `handle`."""
+    return limiter(request).attempt(
+        request, f"portfolio:{handle}", service.WrongPortfolioKey, service.PortfolioNotFound
+    )
+
+
 @recipient_api.get("/{token}", response_model=ManagedCredential)
 def get_managed(
-    token: ManageToken, response: Response, session: ReadSessionDep, ctx: ContextDep
+    token: ManageToken,
+    request: Request,
+    response: Response,
+    session: ReadSessionDep,
+    ctx: ContextDep,
 ) -> ManagedCredential:
     """The credential behind a management link, with its live status and portfolio."""
     response.headers["Cache-Control"] = "no-store"
-    view = service.manage_view(session, verifier=_verifier(session, ctx), token=token)
+    with _manage_attempt(request, token):
+        view = service.manage_view(session, verifier=_verifier(session, ctx), token=token)
     return _managed(ctx.settings, view)
 
 
@@ -121,16 +143,17 @@ def get_managed(
     responses={200: {"model": PortfolioJoined, "description": "Added to an existing portfolio"}},
 )
 def add_to_portfolio(
-    token: ManageToken, data: PortfolioJoin, session: SessionDep, ctx: ContextDep
+    token: ManageToken, data: PortfolioJoin, request: Request, session: SessionDep, ctx: ContextDep
 ) -> JSONResponse:
     """Show the credential on a portfolio: 201 and its owner key when it creates one."""
-    joined = service.add_to_portfolio(
-        session,
-        token=token,
-        handle=data.handle,
-        display_name=data.display_name,
-        portfolio_key=data.portfolio_key,
-    )
+    with _manage_attempt(request, token), _key_attempt(request, data.handle):
+        joined = service.add_to_portfolio(
+            session,
+            token=token,
+            handle=data.handle,
+            display_name=data.display_name,
+            portfolio_key=data.portfolio_key,
+        )
     body = PortfolioJoined(
         portfolio=_ref(ctx.settings, joined.portfolio),
         created=joined.created,
@@ -144,18 +167,24 @@ def add_to_portfolio(
 
 
 @recipient_api.delete("/{token}/portfolio", status_code=204)
-def remove_from_portfolio(token: ManageToken, session: SessionDep) -> Response:
+def remove_from_portfolio(token: ManageToken, request: Request, session: SessionDep) -> Response:
     """Take the credential off its portfolio."""
-    service.remove_from_portfolio(session, token=token)
+    with _manage_attempt(request, token):
+        service.remove_from_portfolio(session, token=token)
     return Response(status_code=204)
 
 
 @recipient_api.put("/{token}/name-visibility", response_model=ManagedCredential)
 def set_name_visibility(
-    token: ManageToken, data: NameVisibility, session: SessionDep, ctx: ContextDep
+    token: ManageToken,
+    data: NameVisibility,
+    request: Request,
+    session: SessionDep,
+    ctx: ContextDep,
 ) -> ManagedCredential:
     """Hide or show the recipient's name on the public pages."""
-    service.set_name_hidden(session, token=token, hidden=data.hidden)
+    with _manage_attempt(request, token):
+        service.set_name_hidden(session, token=token, hidden=data.hidden)
     view = service.manage_view(session, verifier=_verifier(session, ctx), token=token)
     return _managed(ctx.settings, view)
 
@@ -178,8 +207,11 @@ def _back(request: Request, token: str, kind: str, text: str, **extra: str) -> R
     """303 back to the management page, carrying the message in a short-lived cookie.
 
     A cookie rather than the query string: a new portfolio's key must not end up in the URL
-    (history, logs); the page shows it once and deletes the cookie.
+    (history, logs); the page shows it once and deletes the cookie. Only a well-formed token
+    gets here (`_page_attempt`): it becomes the cookie's path and the redirect's target.
     """
+    if not service.is_manage_token(token):  # never a header or cookie attribute from raw input
+        return _not_found_page(request)
     response = RedirectResponse(f"/manage/{token}", status_code=303, headers=PRIVATE_HEADERS)
     payload = json.dumps({"kind": kind, "text": text, **extra}).encode()
     response.set_cookie(
@@ -195,38 +227,70 @@ def _back(request: Request, token: str, kind: str, text: str, **extra: str) -> R
 
 
 def _not_found_page(request: Request) -> Response:
-    return render(request, "manage.html", {"missing": True}, status_code=404)
+    response = render(request, "manage.html", {"missing": True}, status_code=404)
+    response.headers.update(PRIVATE_HEADERS)
+    return response
+
+
+def _limited_page(request: Request, exc: RateLimited) -> Response:
+    response = render(
+        request, "manage.html", {"limited": exc.retry_after, "missing": True}, status_code=429
+    )
+    response.headers.update({**PRIVATE_HEADERS, **(exc.headers or {})})
+    return response
+
+
+class _PageAnswer(Exception):
+    """A page route's early answer (the 404 or 429 page) from inside its attempt."""
+
+    def __init__(self, response: Response) -> None:
+        self.response = response
+
+
+@contextmanager
+def _page_attempt(request: Request, token: str) -> Iterator[None]:
+    """The management token check of a page: an unknown or malformed token answers the 404 page,
+    a spent budget the 429 page (both raised as `_PageAnswer`)."""
+    try:
+        with _manage_attempt(request, token):
+            if not service.is_manage_token(token):
+                raise service.ManageLinkNotFound("This management link is not valid.")
+            yield
+    except service.ManageLinkNotFound:
+        raise _PageAnswer(_not_found_page(request)) from None
+    except RateLimited as exc:
+        raise _PageAnswer(_limited_page(request, exc)) from None
 
 
 @pages.get("/manage/{token}")
 def manage_page(token: str, request: Request, session: ReadSessionDep, ctx: ContextDep) -> Response:
     """The recipient's page: the credential, its live status and the sharing choices."""
     try:
-        view = service.manage_view(session, verifier=_verifier(session, ctx), token=token)
-    except service.ManageLinkNotFound:
-        response = _not_found_page(request)
-    else:
-        settings = ctx.settings
-        response = render(
-            request,
-            "manage.html",
-            {
-                "missing": False,
-                "view": view,
-                "p": view.page,
-                "token": token,
-                "flash": _read_flash(request),
-                "credential_url": f"/credentials/{view.record.id}",
-                "portfolio_url": (
-                    service.portfolio_url(settings, view.portfolio.handle)
-                    if view.portfolio is not None
-                    else None
-                ),
-                "handle_pattern": HANDLE_PATTERN.strip("^$"),
-            },
-        )
-        if FLASH_COOKIE in request.cookies:
-            response.delete_cookie(FLASH_COOKIE, path=f"/manage/{token}")
+        with _page_attempt(request, token):
+            view = service.manage_view(session, verifier=_verifier(session, ctx), token=token)
+    except _PageAnswer as answer:
+        return answer.response
+    settings = ctx.settings
+    response = render(
+        request,
+        "manage.html",
+        {
+            "missing": False,
+            "view": view,
+            "p": view.page,
+            "token": token,
+            "flash": _read_flash(request),
+            "credential_url": f"/credentials/{view.record.id}",
+            "portfolio_url": (
+                service.portfolio_url(settings, view.portfolio.handle)
+                if view.portfolio is not None
+                else None
+            ),
+            "handle_pattern": HANDLE_PATTERN.strip("^$"),
+        },
+    )
+    if FLASH_COOKIE in request.cookies:
+        response.delete_cookie(FLASH_COOKIE, path=f"/manage/{token}")
     response.headers.update(PRIVATE_HEADERS)
     return response
 
@@ -247,30 +311,35 @@ def manage_add_form(
 ) -> Response:
     """Form: add the credential to a new or an existing portfolio."""
     try:
-        data = PortfolioJoin(
-            handle=handle,
-            display_name=_form_value(display_name),
-            portfolio_key=_form_value(portfolio_key),
-        )
-    except ValidationError as exc:
-        field = str(exc.errors()[0]["loc"][0]) if exc.errors() else "handle"
-        text = {
-            "handle": "A handle is 3–40 characters: lowercase letters, digits and hyphens.",
-            "display_name": "A display name is 1–100 characters.",
-        }.get(field, "Please check the form.")
-        return _back(request, token, "error", text)
-    try:
-        joined = service.add_to_portfolio(
-            session,
-            token=token,
-            handle=data.handle,
-            display_name=data.display_name,
-            portfolio_key=data.portfolio_key,
-        )
-    except service.ManageLinkNotFound:
-        return _not_found_page(request)
-    except AppError as exc:
-        return _back(request, token, "error", exc.message)
+        with _page_attempt(request, token):
+            try:
+                data = PortfolioJoin(
+                    handle=handle,
+                    display_name=_form_value(display_name),
+                    portfolio_key=_form_value(portfolio_key),
+                )
+            except ValidationError as exc:
+                field = str(exc.errors()[0]["loc"][0]) if exc.errors() else "handle"
+                text = {
+                    "handle": "A handle is 3–40 characters: lowercase letters, digits and hyphens.",
+                    "display_name": "A display name is 1–100 characters.",
+                }.get(field, "Please check the form.")
+                return _back(request, token, "error", text)
+            try:
+                with _key_attempt(request, data.handle):
+                    joined = service.add_to_portfolio(
+                        session,
+                        token=token,
+                        handle=data.handle,
+                        display_name=data.display_name,
+                        portfolio_key=data.portfolio_key,
+                    )
+            except service.ManageLinkNotFound:
+                raise
+            except AppError as exc:  # a spent portfolio-key budget (429) too: said on the page
+                return _back(request, token, "error", exc.message)
+    except _PageAnswer as answer:
+        return answer.response
     handle_ = joined.portfolio.handle
     if joined.portfolio_key is not None:
         return _back(
@@ -287,11 +356,15 @@ def manage_add_form(
 def manage_remove_form(token: str, request: Request, session: SessionDep) -> Response:
     """Form: take the credential off its portfolio."""
     try:
-        service.remove_from_portfolio(session, token=token)
-    except service.ManageLinkNotFound:
-        return _not_found_page(request)
-    except AppError as exc:
-        return _back(request, token, "error", exc.message)
+        with _page_attempt(request, token):
+            try:
+                service.remove_from_portfolio(session, token=token)
+            except service.ManageLinkNotFound:
+                raise
+            except AppError as exc:
+                return _back(request, token, "error", exc.message)
+    except _PageAnswer as answer:
+        return answer.response
     return _back(request, token, "ok", "Removed from your portfolio: it is no longer listed.")
 
 
@@ -304,11 +377,15 @@ def manage_name_form(
 ) -> Response:
     """Form: hide or show the recipient's name on public pages."""
     try:
-        service.set_name_hidden(session, token=token, hidden=hidden == "true")
-    except service.ManageLinkNotFound:
-        return _not_found_page(request)
-    except AppError as exc:
-        return _back(request, token, "error", exc.message)
+        with _page_attempt(request, token):
+            try:
+                service.set_name_hidden(session, token=token, hidden=hidden == "true")
+            except service.ManageLinkNotFound:
+                raise
+            except AppError as exc:
+                return _back(request, token, "error", exc.message)
+    except _PageAnswer as answer:
+        return answer.response
     text = (
         "Your name is now hidden on public pages."
         if hidden == "true"
@@ -372,23 +449,23 @@ def portfolio_page(
         if preferred(request, ("text/html", *JSON_TYPES), "text/html") in JSON_TYPES
         else "html"
     )
-    headers = {"Vary": "Accept", "Cache-Control": "no-cache"}
+    headers = {"Cache-Control": "no-cache"}
     try:
         if not _HANDLE.match(handle):
             raise service.PortfolioNotFound(f"There is no portfolio /p/{handle}.")
         view = service.public_portfolio(session, verifier=_verifier(session, ctx), handle=handle)
-    except service.PortfolioNotFound:
-        if chosen == "json":
-            raise
+    except service.PortfolioNotFound as exc:
+        if chosen == "json":  # a problem, but still an answer chosen by Accept
+            return negotiated(problem(404, exc.message, title=exc.title, headers=headers))
         response = render(request, "portfolio.html", {"missing": True}, status_code=404)
         response.headers.update(headers)
-        return response
+        return negotiated(response)
     body = _public(ctx.settings, view)
     if chosen == "json":
-        return JSONResponse(body.model_dump(mode="json"), headers=headers)
+        return negotiated(JSONResponse(body.model_dump(mode="json"), headers=headers))
     response = render(request, "portfolio.html", {"missing": False, "view": view, "data": body})
     response.headers.update(headers)
-    return response
+    return negotiated(response)
 
 
 @public.get(

@@ -31,8 +31,6 @@ from app.verify.schemas import Status
 from app.verify.service import Verification, Verifier
 
 PORTFOLIO_KEY_PREFIX = "mcp_"
-# Tokens are `mcm_` + 43 characters; anything much longer is not one of ours.
-MAX_TOKEN_CHARS = 200
 
 
 class ManageLinkNotFound(NotFound):
@@ -84,9 +82,15 @@ def remint_manage_link(
     return credentials_service.manage_url(settings, token)
 
 
+def is_manage_token(token: str) -> bool:
+    """Whether `token` has the form of a management token: only such a token may reach a URL,
+    a cookie or a query (a path segment can hold `;`, CR LF, anything)."""
+    return credentials_service.MANAGE_TOKEN_PATTERN.fullmatch(token) is not None
+
+
 def managed_credential(session: Session, *, token: str, for_update: bool = False) -> Credential:
     """The credential a management token opens; 404 for unknown, malformed or superseded tokens."""
-    if not token or len(token) > MAX_TOKEN_CHARS:
+    if not is_manage_token(token):
         raise ManageLinkNotFound("This management link is not valid (or a newer one replaced it).")
     record = repository.credential_by_manage_hash(
         session, hash_secret(token), for_update=for_update

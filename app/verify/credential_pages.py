@@ -16,7 +16,7 @@ from app.core.cache import CachedImage
 from app.core.context import AppContext
 from app.core.deps import ContextDep, ReadSessionDep
 from app.core.errors import NotFound
-from app.core.web import JSON_TYPES, JWT_TYPES, preferred, render
+from app.core.web import JSON_TYPES, JWT_TYPES, negotiated, preferred, render
 from app.credentials import service as credentials_service
 from app.credentials.models import Credential
 from app.issuers import service as issuers_service
@@ -196,14 +196,13 @@ def credential_page(
             "application/jwt": "jwt",
         }[preferred(request, ("text/html", *JSON_TYPES, *JWT_TYPES), "text/html")]
     )
-    vary = {"Vary": "Accept"}
     if chosen == "jwt":
-        return PlainTextResponse(record.jwt, media_type="application/vc+jwt", headers=vary)
+        return negotiated(PlainTextResponse(record.jwt, media_type="application/vc+jwt"))
     if chosen == "json":
-        return JSONResponse(
-            credentials_service.credential_json(record),
-            media_type="application/ld+json",
-            headers=vary,
+        return negotiated(
+            JSONResponse(
+                credentials_service.credential_json(record), media_type="application/ld+json"
+            )
         )
     verification = Verifier.from_context(ctx, session).verify_jwt(record.jwt)
     context = verification_context(
@@ -213,7 +212,6 @@ def credential_page(
             session, record.issuer_id
         ),
     )
-    response = render(request, "credential.html", context)
-    response.headers["Vary"] = "Accept"
+    response = negotiated(render(request, "credential.html", context))
     response.headers["Cache-Control"] = "no-cache"
     return response

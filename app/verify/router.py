@@ -15,6 +15,7 @@ from app.badges.bake import BadImage, unbake
 from app.core.context import AppContext
 from app.core.deps import ContextDep
 from app.core.errors import BadRequest, UnsupportedMediaType
+from app.core.ratelimit import LimitClass, RateLimited, client_address, limiter
 from app.core.web import render
 from app.verify.page import verification_context
 from app.verify.prefetch import verify_for_request
@@ -96,10 +97,12 @@ def _credential_from_body(content_type: str, body: bytes) -> str | dict[str, Any
         400: {"description": "No credential, an unreadable body, or an unreadable badge image"},
         413: {"description": "The body, or a credential compressed inside an image, is too large"},
         415: {"description": "An unsupported content type, or an upload that is not PNG or SVG"},
+        429: {"description": "Too many verifications from this client (see Retry-After)"},
     },
 )
 async def verify_credential(request: Request, ctx: ContextDep) -> Response:
     """Verify a credential (JWT, JSON, or a baked PNG/SVG badge); 200 with `verified: false` when it does not verify."""
+    limiter(request).spend(LimitClass.verify, client_address(request))
     content_type = request.headers.get("content-type", "")
     if content_type.split(";", 1)[0].strip().lower() == MULTIPART:
         image = await _uploaded_image(request)
@@ -139,6 +142,12 @@ async def verify_page_submit(
 
     `async`, with no session of its own: the verification takes one only while it reads the
     database, never while it waits for a foreign issuer's site (verify.prefetch)."""
+    try:
+        limiter(request).spend(LimitClass.verify_form, client_address(request))
+    except RateLimited as exc:
+        response = render(request, "verify.html", {"submitted": "", "error": exc.message}, 429)
+        response.headers.update(exc.headers or {})
+        return response
     text = credential.strip()
     image = await file.read() if file is not None else b""
     if image:

@@ -30,6 +30,7 @@ from app.core.config import Settings
 from app.core.context import AppContext
 from app.core.db import utcnow
 from app.core.fetch import Fetcher, RemoteFetchError
+from app.core.keys import KeyStore, UnusableKey
 from app.webhooks import repository, service
 from app.webhooks.models import DeliveryState
 
@@ -50,9 +51,11 @@ class Dispatcher:
         sessions: sessionmaker[Session],
         fetcher: Fetcher,
         settings: Settings,
+        keystore: KeyStore,
         read_sessions: sessionmaker[Session] | None = None,
     ) -> None:
         self._sessions = sessions
+        self._keystore = keystore  # opens the endpoints' sealed secrets
         # On SQLite a read-only session checks for due work without taking the write lock.
         self._read_sessions = read_sessions or sessions
         self._fetcher = fetcher
@@ -71,6 +74,7 @@ class Dispatcher:
             read_sessions=ctx.read_sessions,
             fetcher=ctx.fetcher,
             settings=ctx.settings,
+            keystore=ctx.keystore,
         )
 
     # --- the thread -----------------------------------------------------------------------------
@@ -151,9 +155,15 @@ class Dispatcher:
         msg_id = service.webhook_id(claimed.message_id)
         body = claimed.body.encode()
         timestamp = int(time.time())
-        headers = service.signed_headers(
-            claimed.secret, msg_id=msg_id, timestamp=timestamp, body=body
-        )
+        try:
+            secret = self._keystore.unseal(
+                claimed.secret, context=service.secret_context(claimed.endpoint_id)
+            )
+        except UnusableKey as exc:  # a wrong or missing passphrase: retried, and said why
+            log.error("webhook delivery %s: %s", claimed.delivery_id, exc)
+            self._record(claimed, self._outcome(claimed.attempts + 1, None, f"secret: {exc}"))
+            return
+        headers = service.signed_headers(secret, msg_id=msg_id, timestamp=timestamp, body=body)
         status: int | None = None
         error: str | None = None
         try:

@@ -45,7 +45,8 @@ class WebhookEndpoint(Base):
     # The event types (WebhookEventType values) this endpoint is sent.
     events: Mapped[list[str]] = mapped_column(JSON)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
-    # `whsec_<base64>`, kept readable: the dispatcher signs every attempt with it (see service).
+    # `whsec_<base64>`, sealed under the keys passphrase (KeyStore.seal, bound to the id): the
+    # dispatcher opens it to sign every attempt (see service). Clear only without a passphrase.
     secret: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

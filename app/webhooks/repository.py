@@ -138,8 +138,9 @@ class Claimed:
     attempts: int
     message_id: uuid.UUID
     body: str
+    endpoint_id: uuid.UUID
     url: str
-    secret: str
+    secret: str  # as stored: sealed (see KeyStore.seal) or, without a passphrase, in clear
     enabled: bool
 
 
@@ -192,6 +193,7 @@ def claim_due(
             WebhookDelivery.attempts,
             WebhookMessage.id.label("message_id"),
             WebhookMessage.body,
+            WebhookEndpoint.id.label("endpoint_id"),
             WebhookEndpoint.url,
             WebhookEndpoint.secret,
             WebhookEndpoint.enabled,
@@ -208,6 +210,7 @@ def claim_due(
             attempts=row.attempts,
             message_id=row.message_id,
             body=row.body,
+            endpoint_id=row.endpoint_id,
             url=row.url,
             secret=row.secret,
             enabled=row.enabled,

@@ -46,8 +46,10 @@ def create_endpoint(
     data: EndpointCreate, issuer: CurrentIssuer, session: SessionDep, ctx: ContextDep
 ) -> EndpointWithSecret:
     """Register an https endpoint for events; the answer holds its signing secret, shown once."""
-    endpoint = service.create_endpoint(session, fetcher=ctx.fetcher, issuer=issuer, data=data)
-    return EndpointWithSecret.model_validate(endpoint)
+    created = service.create_endpoint(
+        session, fetcher=ctx.fetcher, keystore=ctx.keystore, issuer=issuer, data=data
+    )
+    return _with_secret(created)
 
 
 @api.get("", response_model=list[EndpointRead])
@@ -89,11 +91,19 @@ def delete_endpoint(endpoint_id: uuid.UUID, issuer: CurrentIssuer, session: Sess
 
 @api.post("/{endpoint_id}/rotate-secret", response_model=EndpointWithSecret)
 def rotate_secret(
-    endpoint_id: uuid.UUID, issuer: CurrentIssuer, session: SessionDep
+    endpoint_id: uuid.UUID, issuer: CurrentIssuer, session: SessionDep, ctx: ContextDep
 ) -> EndpointWithSecret:
     """Replace the signing secret at once; the answer holds the new one, shown once."""
-    endpoint = service.rotate_secret(session, issuer=issuer, endpoint_id=endpoint_id)
-    return EndpointWithSecret.model_validate(endpoint)
+    rotated = service.rotate_secret(
+        session, keystore=ctx.keystore, issuer=issuer, endpoint_id=endpoint_id
+    )
+    return _with_secret(rotated)
+
+
+def _with_secret(found: service.WithSecret) -> EndpointWithSecret:
+    # The row holds the secret sealed: the answer takes the clear one the service made.
+    read = EndpointRead.model_validate(found.endpoint)
+    return EndpointWithSecret(**read.model_dump(), secret=found.secret)
 
 
 @api.get("/{endpoint_id}/deliveries", response_model=Page[DeliveryRead])

@@ -12,9 +12,10 @@ Signatures follow the Standard Webhooks specification (https://www.standardwebho
 `v1,<base64 HMAC-SHA256(key, "{id}.{timestamp}.{body}")>`, where the key is the base64-decoded
 part of the endpoint's `whsec_…` secret.
 
-The secret is stored as is, not encrypted: the dispatcher must read it to sign every attempt, so
-a hash would not do, and it grants no more than the power to forge deliveries to the issuer's own
-endpoint. It is answered only at creation and by rotate-secret, never by a read.
+The secret is stored encrypted under the keys passphrase (`KeyStore.seal`, bound to the
+endpoint's id), like the signing keys: the dispatcher must read it to sign every attempt, so a
+hash would not do, but a copy of the database alone no longer lets anyone forge deliveries. It is
+answered only at creation and by rotate-secret, never by a read.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import random
 import secrets
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -35,6 +37,7 @@ from sqlalchemy.orm import Session
 from app.core.db import utcnow
 from app.core.errors import Conflict, NotFound, Unprocessable
 from app.core.fetch import Fetcher, RefusedAddress, RemoteFetchError
+from app.core.keys import KeyStore
 from app.issuers.models import Issuer
 from app.webhooks import repository
 from app.webhooks.models import DeliveryState, WebhookDelivery, WebhookEndpoint, WebhookEventType
@@ -231,27 +234,47 @@ def check_url(fetcher: Fetcher, url: str) -> str:
     return url
 
 
+@dataclass(frozen=True)
+class WithSecret:
+    """An endpoint and its secret in clear, to answer once (the row holds it sealed)."""
+
+    endpoint: WebhookEndpoint
+    secret: str
+
+
+def secret_context(endpoint_id: uuid.UUID) -> str:
+    """What a sealed secret is bound to: its endpoint (a value copied to another row won't open)."""
+    return f"webhook-secret:{endpoint_id}"
+
+
+def _set_secret(keystore: KeyStore, endpoint: WebhookEndpoint) -> str:
+    secret = new_secret()
+    endpoint.secret = keystore.seal(secret, context=secret_context(endpoint.id))
+    return secret
+
+
 def create_endpoint(
-    session: Session, *, fetcher: Fetcher, issuer: Issuer, data: EndpointCreate
-) -> WebhookEndpoint:
-    """Register an endpoint; its secret is in the returned row (answer it once)."""
+    session: Session, *, fetcher: Fetcher, keystore: KeyStore, issuer: Issuer, data: EndpointCreate
+) -> WithSecret:
+    """Register an endpoint; the answer carries its secret (answer it once)."""
     url = check_url(fetcher, data.url)
     if repository.count_endpoints(session, issuer.id) >= MAX_ENDPOINTS:
         raise TooManyEndpoints(f"An issuer can have at most {MAX_ENDPOINTS} webhook endpoints.")
     now = utcnow()
     endpoint = WebhookEndpoint(
+        id=uuid.uuid4(),
         issuer_id=issuer.id,
         url=url,
         description=data.description,
         events=[str(e) for e in data.events],
         enabled=True,
-        secret=new_secret(),
         created_at=now,
         updated_at=now,
     )
+    secret = _set_secret(keystore, endpoint)
     session.add(endpoint)
     session.flush()
-    return endpoint
+    return WithSecret(endpoint, secret)
 
 
 def list_endpoints(session: Session, *, issuer: Issuer) -> Sequence[WebhookEndpoint]:
@@ -290,13 +313,15 @@ def update_endpoint(
     return endpoint
 
 
-def rotate_secret(session: Session, *, issuer: Issuer, endpoint_id: uuid.UUID) -> WebhookEndpoint:
+def rotate_secret(
+    session: Session, *, keystore: KeyStore, issuer: Issuer, endpoint_id: uuid.UUID
+) -> WithSecret:
     """A new secret, at once: every attempt from now on (retries too) is signed with it."""
     endpoint = get_endpoint(session, issuer=issuer, endpoint_id=endpoint_id)
-    endpoint.secret = new_secret()
+    secret = _set_secret(keystore, endpoint)
     endpoint.updated_at = utcnow()
     session.flush()
-    return endpoint
+    return WithSecret(endpoint, secret)
 
 
 def delete_endpoint(session: Session, *, issuer: Issuer, endpoint_id: uuid.UUID) -> None:
