@@ -113,7 +113,8 @@ def test_issuers_api_keys_achievements_and_credentials_from_the_shell(
 
     # API keys: a second key works at once; revoked, it stops.
     key = ok_json(invoke(settings, "api-key", "create", "--issuer", slug, "--name", "LMS"))
-    assert key["name"] == "LMS" and key["key"].startswith(key["prefix"])
+    assert key["name"] == "LMS"
+    assert key["key"].startswith(key["prefix"])
     assert client.get("/api/v1/achievements", headers=bearer(key["key"])).status_code == 200
     keys = ok_json(invoke(settings, "api-key", "list", "--issuer", slug))
     assert {k["prefix"] for k in keys} == {created["api_key"][:12], key["prefix"]}
@@ -152,12 +153,14 @@ def test_issuers_api_keys_achievements_and_credentials_from_the_shell(
     assert achievement["tags"] == ["SQL", "Data visualisation"]
     api_key = created["api_key"]
     seen = client.get(f"/api/v1/achievements/{achievement['uuid']}", headers=bearer(api_key))
-    assert seen.status_code == 200 and seen.json()["name"] == "SQL for Analysts"
+    assert seen.status_code == 200
+    assert seen.json()["name"] == "SQL for Analysts"
     bad = invoke(settings, "achievement", "create", "--issuer", slug, "--name", "No criteria")
     assert_one_line(bad.stderr, bad.exit_code, "invalid achievement")
     table = invoke(settings, "achievement", "list", "--issuer", slug)
     assert table.exit_code == 0
-    assert achievement["uuid"] in table.stdout and achievement["id"] in table.stdout
+    assert achievement["uuid"] in table.stdout
+    assert achievement["id"] in table.stdout
     assert [
         a["uuid"]
         for a in ok_json(invoke(settings, "achievement", "list", "--issuer", slug, "--json"))
@@ -181,7 +184,8 @@ def test_issuers_api_keys_achievements_and_credentials_from_the_shell(
     assert issued["url"] == f"{BASE_URL}/credentials/{issued['id']}"
     assert issued["manage_url"].startswith(f"{BASE_URL}/manage/mcm_")
     managed = client.get(issued["manage_url"].removeprefix(BASE_URL))
-    assert managed.status_code == 200 and "Amara Okafor" in managed.text
+    assert managed.status_code == 200
+    assert "Amara Okafor" in managed.text
     assert World(client).verify(issued["jwt"])["verified"] is True
 
     rows = invoke(settings, "credential", "list", "--issuer", slug)
@@ -202,7 +206,8 @@ def test_issuers_api_keys_achievements_and_credentials_from_the_shell(
     )
     assert [c["id"] for c in by_achievement] == [issued["id"]]
     shown = ok_json(invoke(settings, "credential", "show", issued["url"], "--issuer", slug))
-    assert shown["id"] == issued["id"] and shown["status"] == "active"
+    assert shown["id"] == issued["id"]
+    assert shown["status"] == "active"
     assert shown["jwt"] == issued["jwt"]
     assert "manage_url" not in shown or shown["manage_url"] is None  # shown once, at issuance
 
@@ -219,7 +224,8 @@ def test_issuers_api_keys_achievements_and_credentials_from_the_shell(
             "Under review",
         )
     )
-    assert suspended["status"] == "suspended" and suspended["status_reason"] == "Under review"
+    assert suspended["status"] == "suspended"
+    assert suspended["status_reason"] == "Under review"
     assert World(client).verify(issued["jwt"])["status"] == "suspended"
     unsuspended = ok_json(
         invoke(
@@ -260,7 +266,8 @@ def test_issuers_api_keys_achievements_and_credentials_from_the_shell(
     )
     assert_one_line(no_reason.stderr, no_reason.exit_code, "--reason")
     missing_reason = invoke(settings, "credential", "revoke", issued["id"], "--issuer", slug)
-    assert missing_reason.exit_code == 2 and "--reason" in missing_reason.output
+    assert missing_reason.exit_code == 2
+    assert "--reason" in missing_reason.output
 
 
 def test_credentials_of_another_issuer_are_not_found(settings: Settings, world: World) -> None:
@@ -325,7 +332,8 @@ def test_issue_csv_takes_the_achievement_url(
     report = json.loads(done.stdout)
     assert (report["issued"], report["failed"]) == (2, 1)
     (refused,) = report["rows"]
-    assert refused["row"] == 3 and "not an achievement URL of this service" in refused["error"]
+    assert refused["row"] == 3
+    assert "not an achievement URL of this service" in refused["error"]
     foreign = invoke(
         settings,
         "issue",
@@ -564,7 +572,8 @@ def test_help_has_no_type_tags() -> None:
     """Every command's help shows TEXT, INTEGER, PATH, choices or nothing (flags), as click does,
     never typer's `<str>`/`<bool>`/`<int>`."""
     paths = _commands(cli, [])
-    assert ["credential", "revoke"] in paths and ["achievement", "create"] in paths
+    assert ["credential", "revoke"] in paths
+    assert ["achievement", "create"] in paths
     for path in paths:
         result = CliRunner().invoke(cli, [*path, "--help"], terminal_width=200)
         assert result.exit_code == 0, (path, result.output)
