@@ -230,7 +230,8 @@ def unit_of_work(ctx: AppContext) -> Iterator[Session]:
 
 
 def fail(message: str, code: int = EXIT_TROUBLE) -> typer.Exit:
-    typer.secho(message, fg=typer.colors.RED, err=True)
+    """Say why on one line of stderr (as the error boundary does); raise what this returns."""
+    typer.secho(f"microcred: {message}", fg=typer.colors.RED, err=True)
     return typer.Exit(code)
 
 
