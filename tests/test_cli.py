@@ -598,3 +598,28 @@ def test_the_admin_api_and_the_cli_list_the_same_issuers(
     invoke(settings, "issuer", "create", "--name", "B School", "--url", "https://b.example")
     over_http = client.get("/api/v1/issuers", headers=ADMIN).json()
     assert ok_json(invoke(settings, "issuer", "list", "--json")) == over_http
+
+
+def test_a_table_missing_at_head_is_named_in_one_line(tmp_path: Path) -> None:
+    """A database at the newest revision whose table was dropped by hand: the command that needs
+    it fails on one line naming the table, not a traceback."""
+    from app.core.migrate import upgrade
+
+    path = tmp_path / "broken.db"
+    upgrade(f"sqlite:///{path}")
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TABLE trusted_issuers")
+    done = run(env_for(MICROCRED_DATABASE_URL=f"sqlite:///{path}"), "trust", "list")
+    assert_one_line(done.stderr, done.returncode, "trusted_issuers", "microcred db upgrade")
+
+
+def test_a_postgresql_database_that_does_not_exist_is_one_line() -> None:
+    if not PG_URL:
+        pytest.skip("PostgreSQL tests need MICROCRED_TEST_DATABASE_URL (set by .ci/run)")
+    url = make_url(PG_URL).set(database=f"absent_{uuid.uuid4().hex[:8]}")
+    env = env_for(MICROCRED_DATABASE_URL=url.render_as_string(hide_password=False))
+    done = run(env, "issuer", "list")
+    line = assert_one_line(
+        done.stderr, done.returncode, "cannot open the database", "does not exist"
+    )
+    assert "not migrated" not in line

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -115,7 +116,8 @@ def describe_failure(exc: BaseException, database: str | None) -> str | None:
         return exc.message
     if isinstance(exc, SQLAlchemyError):
         detail = _first_line(getattr(exc, "orig", None) or exc)
-        if "no such table" in detail or "does not exist" in detail:
+        # SQLite's and PostgreSQL's words for a missing table (not for a missing database).
+        if "no such table" in detail or re.search(r'relation "[^"]+" does not exist', detail):
             return f"the database{where} is not migrated ({detail}): run `microcred db upgrade`"
         return f"database error{where}: {detail}"
     if isinstance(exc, UnusableKey):
