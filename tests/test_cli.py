@@ -623,3 +623,64 @@ def test_a_postgresql_database_that_does_not_exist_is_one_line() -> None:
         done.stderr, done.returncode, "cannot open the database", "does not exist"
     )
     assert "not migrated" not in line
+
+
+# --- the README and the Makefile ----------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _b64url(data: bytes) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def test_the_readmes_tampered_token_always_differs_in_its_signature() -> None:
+    """The walk-through's tamper, run by a shell as written, on signatures of every first
+    character: the decoded signature always changes (the old `${JWT%?}A` kept it one time in
+    four, when the last character already was `A` or only its padding bits changed)."""
+    import base64
+
+    readme = (ROOT / "README.md").read_text("utf-8")
+    snippet = "\n".join(
+        line.split("  #")[0]
+        for line in readme.splitlines()
+        if line.startswith(("SIG=", "case $SIG", "TAMPERED="))
+    )
+    assert snippet.count("\n") == 2, snippet
+    for first in "AQgwB_-9":
+        signature = first + _b64url(bytes(range(64)))[1:]
+        token = f"{_b64url(b'{}')}.{_b64url(b'{}')}.{signature}"
+        done = subprocess.run(
+            ["sh", "-c", f'{snippet}\nprintf %s "$TAMPERED"'],
+            env={"JWT": token, "PATH": os.environ["PATH"]},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        head, payload, forged = done.stdout.split(".")
+        assert (head, payload) == tuple(token.split(".")[:2])
+
+        def decoded(sig: str) -> bytes:
+            return base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4))
+
+        assert decoded(forged) != decoded(signature), (first, forged)
+
+
+def test_make_run_binds_loopback_unless_told_otherwise() -> None:
+    def serve_line(*args: str, **env: str) -> str:
+        done = subprocess.run(
+            ["make", "-n", "run", *args],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        (line,) = [x for x in done.stdout.splitlines() if " serve " in x]
+        return line
+
+    assert serve_line().endswith("serve --host 127.0.0.1 --port 8000")
+    assert serve_line(HOST="my-laptop").endswith("serve --host 127.0.0.1 --port 8000")  # env
+    assert serve_line("HOST=0.0.0.0", "PORT=8080").endswith("serve --host 0.0.0.0 --port 8080")
