@@ -4,6 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export MICROCRED_ADMIN_TOKEN ?= dev-admin-token
+# The dev token above is public: serve on loopback unless told otherwise (make run HOST=0.0.0.0).
+# Only a value given on the command line counts: some shells export HOST as the machine's name.
+HOST := $(if $(filter command line,$(origin HOST)),$(HOST),127.0.0.1)
+PORT := $(if $(filter command line,$(origin PORT)),$(PORT),8000)
+export MICROCRED_BASE_URL ?= http://localhost:$(PORT)
 
 .PHONY: run test lint typecheck bench install clean
 
@@ -15,11 +20,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## Migrate a local SQLite database, seed the demo issuer and credential, serve on :8000.
+## Migrate a local SQLite database, seed the demo issuer and credential, serve on $(HOST):$(PORT).
 run: $(STAMP)
 	$(BIN)/microcred db upgrade
 	$(BIN)/microcred demo
-	$(BIN)/microcred serve --host 0.0.0.0 --port 8000
+	$(BIN)/microcred serve --host $(HOST) --port $(PORT)
 
 ## The whole suite: lint, types, tests (PostgreSQL too when MICROCRED_TEST_DATABASE_URL is set).
 test: $(STAMP)

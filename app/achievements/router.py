@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from app.achievements import repository, service
+from app.achievements import service
 from app.achievements.models import Achievement
 from app.achievements.schemas import AchievementCreate, AchievementRead
 from app.core.config import Settings
@@ -27,21 +27,7 @@ public = APIRouter(tags=["public"])
 def achievement_read(
     settings: Settings, achievement: Achievement, issuer_slug: str
 ) -> AchievementRead:
-    document = service.achievement_document(settings, achievement)
-    return AchievementRead(
-        id=document["id"],
-        uuid=achievement.id,
-        issuer=settings.issuer_did(issuer_slug),
-        name=achievement.name,
-        description=achievement.description,
-        criteria=document["criteria"],
-        image=achievement.image,
-        achievement_type=achievement.achievement_type,
-        alignments=achievement.alignments,
-        tags=achievement.tags,
-        created_at=achievement.created_at,
-        achievement=document,
-    )
+    return AchievementRead.from_record(settings, achievement, issuer_slug)
 
 
 @api.post("", status_code=201, response_model=AchievementRead)
@@ -62,8 +48,8 @@ def list_achievements(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Page[AchievementRead]:
     """List the calling issuer's achievements, oldest first, a page at a time."""
-    rows = repository.list_for_issuer(
-        session, issuer.id, limit=limit + 1, after=decode_cursor(cursor)
+    rows = service.list_achievements(
+        session, issuer=issuer, limit=limit + 1, after=decode_cursor(cursor)
     )
     page = rows[:limit]
     next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None

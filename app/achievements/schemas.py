@@ -4,9 +4,25 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import urlsplit
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    SerializationInfo,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+)
+
+if TYPE_CHECKING:
+    from app.achievements.models import Achievement
+    from app.core.config import Settings
 
 # OB 3.0's AchievementType vocabulary; anything else must use the `ext:` extension prefix.
 ACHIEVEMENT_TYPES = [
@@ -111,3 +127,104 @@ class AchievementRead(BaseModel):
     tags: list[str]
     created_at: datetime
     achievement: dict[str, Any] = Field(description="The OB 3.0 Achievement object.")
+
+    @classmethod
+    def from_record(
+        cls, settings: Settings, achievement: Achievement, issuer_slug: str
+    ) -> AchievementRead:
+        # Deferred: the service imports this module (for AchievementCreate).
+        from app.achievements.service import achievement_document
+
+        document = achievement_document(settings, achievement)
+        return cls(
+            id=document["id"],
+            uuid=achievement.id,
+            issuer=settings.issuer_did(issuer_slug),
+            name=achievement.name,
+            description=achievement.description,
+            criteria=document["criteria"],
+            image=achievement.image,
+            achievement_type=achievement.achievement_type,
+            alignments=achievement.alignments,
+            tags=achievement.tags,
+            created_at=achievement.created_at,
+            achievement=document,
+        )
+
+
+# --- naming an achievement ------------------------------------------------------------------
+
+
+class AchievementUrlId(uuid.UUID):
+    """An achievement's uuid read from its URL: the URL stays attached, so that the service can
+    check that it points at this service (the schema cannot: it does not know the base URL)."""
+
+    __slots__ = ("given",)
+    given: str
+
+    def __init__(self, hex: str, given: str) -> None:
+        super().__init__(hex)
+        object.__setattr__(self, "given", given)  # UUID refuses plain attribute assignment
+
+
+ACHIEVEMENT_REF_HELP = "The achievement's uuid, or its URL (the `id` the API returns)."
+
+
+def parse_achievement_ref(value: object) -> uuid.UUID:
+    """The one reading of "which achievement": a uuid, or the achievement's URL
+    `<base>/achievements/<uuid>` (an `AchievementUrlId`, whose origin the service then checks).
+
+    Raises ValueError (pydantic turns it into a 422 naming the field) for anything else.
+    """
+    if isinstance(value, uuid.UUID):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be a string: the achievement's uuid or its URL")
+    text = value.strip()
+    if "://" not in text:
+        try:
+            return uuid.UUID(text)
+        except ValueError:
+            raise ValueError(
+                f"must be the achievement's uuid or its URL, not {text[:80]!r}"
+            ) from None
+    parts = urlsplit(text)
+    try:
+        parts.port  # noqa: B018 - read for its check: a port that is not a number raises
+    except ValueError:
+        raise ValueError(f"{text[:200]!r} has an invalid port") from None
+    head, _, last = parts.path.rstrip("/").rpartition("/")
+    if (
+        parts.scheme.lower() not in {"http", "https"}
+        or not parts.hostname
+        or parts.query
+        or parts.fragment
+        or not head.endswith("/achievements")
+    ):
+        raise ValueError(f"{text[:200]!r} is not an achievement URL (<base>/achievements/<uuid>)")
+    try:
+        return AchievementUrlId(last, text)
+    except ValueError:
+        raise ValueError(f"{text[:200]!r} does not end in an achievement uuid") from None
+
+
+def _serialise_ref(value: uuid.UUID, info: SerializationInfo) -> uuid.UUID | str:
+    plain = uuid.UUID(int=value.int)  # the bare uuid: what is stored and fingerprinted
+    return str(plain) if info.mode_is_json() else plain
+
+
+AchievementRef = Annotated[
+    uuid.UUID,
+    PlainValidator(parse_achievement_ref),
+    PlainSerializer(_serialise_ref),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "description": ACHIEVEMENT_REF_HELP,
+            "examples": [
+                "0d7f6a57-8b3e-4b7a-9d2b-0f5b3d6c1a11",
+                "https://badges.example.org/achievements/0d7f6a57-8b3e-4b7a-9d2b-0f5b3d6c1a11",
+            ],
+        }
+    ),
+]

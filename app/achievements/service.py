@@ -4,21 +4,60 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
+from urllib.parse import SplitResult, urlsplit
 
 from sqlalchemy.orm import Session
 
 from app.achievements import repository
 from app.achievements.models import Achievement
-from app.achievements.schemas import AchievementCreate
+from app.achievements.schemas import AchievementCreate, AchievementUrlId, parse_achievement_ref
 from app.core.config import Settings
 from app.core.db import utcnow
-from app.core.errors import NotFound
+from app.core.errors import NotFound, Unprocessable
 from app.issuers.models import Issuer
 
 
 class AchievementNotFound(NotFound):
     pass
+
+
+class ForeignAchievementUrl(Unprocessable):
+    title = "Not an achievement of this service"
+
+
+def achievement_ref(
+    settings: Settings, value: object, *, field: str = "achievement_id"
+) -> uuid.UUID:
+    """The achievement a client named (a uuid, or its URL as the API returns it), as a uuid.
+
+    The same reading as the schemas' (`parse_achievement_ref`), plus what only settings can tell:
+    a URL must point at this service (`<base>/achievements/<uuid>`), or it is refused with a 422
+    naming `field`, rather than quietly taken for one of ours.
+    """
+    try:
+        parsed = parse_achievement_ref(value)
+    except ValueError as exc:
+        raise Unprocessable(f"{field}: {exc}") from None
+    if isinstance(parsed, AchievementUrlId):
+        ours = urlsplit(achievement_url(settings, parsed))
+        given = urlsplit(parsed.given.strip())
+        same_origin = (given.scheme.lower(), given.hostname, _port(given)) == (
+            ours.scheme,
+            ours.hostname,
+            _port(ours),
+        )
+        if not same_origin or given.path.rstrip("/").lower() != ours.path.lower():
+            raise ForeignAchievementUrl(
+                f"{field}: {parsed.given[:200]} is not an achievement URL of this service; "
+                f"give the uuid or {settings.url('/achievements/')}<uuid>."
+            )
+    return uuid.UUID(int=parsed.int)
+
+
+def _port(parts: SplitResult) -> int | None:
+    return parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower())
 
 
 def create_achievement(session: Session, *, issuer: Issuer, data: AchievementCreate) -> Achievement:
@@ -48,6 +87,13 @@ def get_achievement(
     if achievement is None or (issuer is not None and achievement.issuer_id != issuer.id):
         raise AchievementNotFound(f"No achievement {achievement_id}.")
     return achievement
+
+
+def list_achievements(
+    session: Session, *, issuer: Issuer, limit: int, after: tuple[datetime, uuid.UUID] | None = None
+) -> Sequence[Achievement]:
+    """A page of the issuer's achievements, oldest first (`after`: the last one seen)."""
+    return repository.list_for_issuer(session, issuer.id, limit=limit, after=after)
 
 
 def achievements_of(

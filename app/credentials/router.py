@@ -9,14 +9,14 @@ from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime
 
+from app.achievements import service as achievements_service
 from app.core.config import Settings
 from app.core.deps import ContextDep, SessionDep, SettingsDep
 from app.core.pagination import Page, decode_cursor, encode_cursor
-from app.credentials import repository, service
+from app.credentials import service
 from app.credentials.models import Credential
 from app.credentials.schemas import CredentialCreate, CredentialRead, StatusChange
 from app.issuers.deps import CurrentIssuer
-from app.sharing import service as sharing
 
 api = APIRouter(prefix="/api/v1/credentials", tags=["issuer"])
 
@@ -34,31 +34,8 @@ IdempotencyKey = Annotated[
 def credential_read(
     settings: Settings, record: Credential, *, linkedin_organization_id: str | None = None
 ) -> CredentialRead:
-    url = service.credential_url(settings, record.id)
-    return CredentialRead(
-        id=record.id,
-        url=url,
-        jwt=record.jwt,
-        credential=service.credential_json(record),
-        qr_svg_url=f"{url}/qr.svg",
-        qr_png_url=f"{url}/qr.png",
-        status=record.status,
-        status_reason=record.status_reason,
-        status_changed_at=record.status_changed_at,
-        achievement_id=record.achievement_id,
-        subject_id=record.subject_id,
-        recipient_name=record.recipient_name,
-        valid_from=record.valid_from,
-        valid_until=record.valid_until,
-        issued_at=record.issued_at,
-        linkedin_add_url=sharing.certification(
-            settings,
-            service.credential_json(record),
-            credential_id=record.id,
-            issued=record.valid_from,
-            expires=record.valid_until,
-            organization_id=linkedin_organization_id,
-        ).add_url,
+    return CredentialRead.from_record(
+        settings, record, linkedin_organization_id=linkedin_organization_id
     )
 
 
@@ -97,19 +74,23 @@ def list_credentials(
     settings: SettingsDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
-    achievement_id: uuid.UUID | None = None,
+    achievement_id: Annotated[
+        str | None, Query(max_length=2048, description="The achievement's uuid or its URL.")
+    ] = None,
     subject_id: Annotated[str | None, Query(max_length=2048)] = None,
     # Aware only: a naive instant is ambiguous, and the UTC columns refuse to compare with one.
     issued_after: AwareDatetime | None = None,
     issued_before: AwareDatetime | None = None,
 ) -> Page[CredentialRead]:
     """List the calling issuer's credentials, oldest first, filtered and a page at a time."""
-    rows = repository.list_for_issuer(
+    rows = service.list_credentials(
         session,
-        issuer.id,
+        issuer=issuer,
         limit=limit + 1,
         after=decode_cursor(cursor),
-        achievement_id=achievement_id,
+        achievement_id=achievements_service.achievement_ref(settings, achievement_id)
+        if achievement_id is not None
+        else None,
         subject_id=subject_id,
         issued_after=issued_after,
         issued_before=issued_before,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import (
     AnyHttpUrl,
@@ -17,7 +17,12 @@ from pydantic import (
     model_validator,
 )
 
+from app.achievements.schemas import AchievementRef
 from app.core.email import Email
+
+if TYPE_CHECKING:
+    from app.core.config import Settings
+    from app.credentials.models import Credential
 
 Did = Annotated[
     str,
@@ -71,7 +76,7 @@ class EvidenceIn(BaseModel):
 class CredentialCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    achievement_id: uuid.UUID
+    achievement_id: AchievementRef
     recipient: RecipientIn
     valid_from: AwareDatetime | None = Field(
         default=None, description="Defaults to the moment of issuance."
@@ -130,3 +135,39 @@ class CredentialRead(CredentialIssued):
     linkedin_add_url: str = Field(
         description="LinkedIn add-to-profile link (certification pre-filled from the credential)."
     )
+
+    @classmethod
+    def from_record(
+        cls, settings: Settings, record: Credential, *, linkedin_organization_id: str | None = None
+    ) -> CredentialRead:
+        # Deferred: the credential service imports this module (for CredentialCreate).
+        from app.credentials.service import credential_json, credential_url
+        from app.sharing.service import certification
+
+        url = credential_url(settings, record.id)
+        document = credential_json(record)
+        return cls(
+            id=record.id,
+            url=url,
+            jwt=record.jwt,
+            credential=document,
+            qr_svg_url=f"{url}/qr.svg",
+            qr_png_url=f"{url}/qr.png",
+            status=record.status,
+            status_reason=record.status_reason,
+            status_changed_at=record.status_changed_at,
+            achievement_id=record.achievement_id,
+            subject_id=record.subject_id,
+            recipient_name=record.recipient_name,
+            valid_from=record.valid_from,
+            valid_until=record.valid_until,
+            issued_at=record.issued_at,
+            linkedin_add_url=certification(
+                settings,
+                document,
+                credential_id=record.id,
+                issued=record.valid_from,
+                expires=record.valid_until,
+                organization_id=linkedin_organization_id,
+            ).add_url,
+        )

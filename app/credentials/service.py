@@ -7,7 +7,9 @@ import json
 import re
 import secrets
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -99,6 +101,7 @@ def issue_credential(
     idempotency_key: str | None = None,
 ) -> Issued:
     """Build, sign and store one credential. A repeated idempotency key replays the first result."""
+    achievement_id = achievements_service.achievement_ref(settings, data.achievement_id)
     fingerprint = request_fingerprint(data) if idempotency_key else None
     if idempotency_key:
         earlier = repository.by_idempotency_key(session, issuer.id, idempotency_key)
@@ -106,7 +109,9 @@ def issue_credential(
             return _replay(earlier, fingerprint)
 
     achievement = achievements_service.get_achievement(
-        session, achievement_id=data.achievement_id, issuer=issuer
+        session,
+        achievement_id=achievement_id,
+        issuer=issuer,
     )
     signer = issuers_service.signer_for(
         session, settings=settings, keystore=keystore, issuer=issuer
@@ -210,6 +215,30 @@ def get_credential(
     if record is None or (issuer is not None and record.issuer_id != issuer.id):
         raise CredentialNotFound(f"No credential {credential_id}.")
     return record
+
+
+def list_credentials(
+    session: Session,
+    *,
+    issuer: Issuer,
+    limit: int,
+    after: tuple[datetime, uuid.UUID] | None = None,
+    achievement_id: uuid.UUID | None = None,
+    subject_id: str | None = None,
+    issued_after: datetime | None = None,
+    issued_before: datetime | None = None,
+) -> Sequence[Credential]:
+    """A page of the issuer's credentials, oldest first, filtered (`after`: the last one seen)."""
+    return repository.list_for_issuer(
+        session,
+        issuer.id,
+        limit=limit,
+        after=after,
+        achievement_id=achievement_id,
+        subject_id=subject_id,
+        issued_after=issued_after,
+        issued_before=issued_before,
+    )
 
 
 def credential_json(record: Credential) -> dict[str, Any]:

@@ -33,38 +33,13 @@ public = APIRouter(tags=["public"])
 
 
 def signing_key_read(did: str, key: SigningKey) -> SigningKeyRead:
-    return SigningKeyRead(
-        kid=f"{did}#{key.key_id}",
-        key_id=key.key_id,
-        algorithm=key.algorithm,
-        status=key.status,
-        created_at=key.created_at,
-        retired_at=key.retired_at,
-        compromised_at=key.compromised_at,
-    )
+    return SigningKeyRead.from_record(did, key)
 
 
 def issuer_read(
     settings: Settings, issuer: Issuer, keys: list[SigningKey] | tuple[SigningKey, ...]
 ) -> IssuerRead:
-    did = settings.issuer_did(issuer.slug)
-    return IssuerRead(
-        id=did,
-        slug=issuer.slug,
-        name=issuer.name,
-        url=issuer.url,
-        email=issuer.email,
-        description=issuer.description,
-        image=issuer.image,
-        algorithm=issuer.algorithm,
-        suspension=issuer.suspension,
-        linkedin_organization_id=issuer.linkedin_organization_id,
-        profile_url=settings.url(f"/issuers/{issuer.slug}"),
-        did_document_url=settings.url(f"/issuers/{issuer.slug}/did.json"),
-        jwks_url=settings.url(f"/issuers/{issuer.slug}/jwks.json"),
-        created_at=issuer.created_at,
-        keys=[signing_key_read(did, k) for k in keys],
-    )
+    return IssuerRead.from_record(settings, issuer, keys)
 
 
 @api.post("", status_code=201, response_model=IssuerCreated)
@@ -83,11 +58,7 @@ def create_issuer(
 @api.get("", response_model=list[IssuerRead])
 def list_issuers(_admin: AdminDep, session: SessionDep, settings: SettingsDep) -> list[IssuerRead]:
     """List every issuer."""
-    issuers = repository.list_all(session)
-    keys: dict[uuid.UUID, list[SigningKey]] = {}
-    for key in repository.keys_of_many(session, [i.id for i in issuers]):
-        keys.setdefault(key.issuer_id, []).append(key)
-    return [issuer_read(settings, i, keys.get(i.id, [])) for i in issuers]
+    return [issuer_read(settings, i, keys) for i, keys in service.list_issuers(session)]
 
 
 @api.get("/{slug}", response_model=IssuerRead)
@@ -114,7 +85,7 @@ def update_issuer(
 def list_api_keys(slug: str, _admin: AdminDep, session: SessionDep) -> list[ApiKeyRead]:
     """List an issuer's API keys (never the secrets)."""
     issuer = service.get_issuer(session, slug=slug)
-    return [ApiKeyRead.model_validate(k) for k in repository.api_keys_of(session, issuer.id)]
+    return [ApiKeyRead.model_validate(k) for k in service.list_api_keys(session, issuer=issuer)]
 
 
 @api.post("/{slug}/api-keys", status_code=201, response_model=ApiKeyCreated)

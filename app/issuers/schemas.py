@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import (
     AnyHttpUrl,
@@ -17,6 +18,10 @@ from pydantic import (
 
 from app.core.email import Email
 from app.core.keys import SigningAlgorithm
+
+if TYPE_CHECKING:
+    from app.core.config import Settings
+    from app.issuers.models import Issuer, SigningKey
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -73,6 +78,18 @@ class SigningKeyRead(BaseModel):
     retired_at: datetime | None = None
     compromised_at: datetime | None = None
 
+    @classmethod
+    def from_record(cls, did: str, key: SigningKey) -> SigningKeyRead:
+        return cls(
+            kid=f"{did}#{key.key_id}",
+            key_id=key.key_id,
+            algorithm=key.algorithm,
+            status=key.status,
+            created_at=key.created_at,
+            retired_at=key.retired_at,
+            compromised_at=key.compromised_at,
+        )
+
 
 WARNINGS_HELP = (
     "Things to know about the result that do not stop it, such as an algorithm that some "
@@ -117,6 +134,29 @@ class IssuerRead(BaseModel):
     jwks_url: str
     created_at: datetime
     keys: list[SigningKeyRead]
+
+    @classmethod
+    def from_record(
+        cls, settings: Settings, issuer: Issuer, keys: Sequence[SigningKey]
+    ) -> IssuerRead:
+        did = settings.issuer_did(issuer.slug)
+        return cls(
+            id=did,
+            slug=issuer.slug,
+            name=issuer.name,
+            url=issuer.url,
+            email=issuer.email,
+            description=issuer.description,
+            image=issuer.image,
+            algorithm=issuer.algorithm,
+            suspension=issuer.suspension,
+            linkedin_organization_id=issuer.linkedin_organization_id,
+            profile_url=settings.url(f"/issuers/{issuer.slug}"),
+            did_document_url=settings.url(f"/issuers/{issuer.slug}/did.json"),
+            jwks_url=settings.url(f"/issuers/{issuer.slug}/jwks.json"),
+            created_at=issuer.created_at,
+            keys=[SigningKeyRead.from_record(did, k) for k in keys],
+        )
 
 
 class ApiKeyCreate(BaseModel):

@@ -182,6 +182,15 @@ def create_issuer(
     return issuer, key, api_key, secret
 
 
+def list_issuers(session: Session) -> list[tuple[Issuer, list[SigningKey]]]:
+    """Every issuer with its signing keys (two queries, whatever the number of issuers)."""
+    issuers = repository.list_all(session)
+    keys: dict[uuid.UUID, list[SigningKey]] = {}
+    for key in repository.keys_of_many(session, [i.id for i in issuers]):
+        keys.setdefault(key.issuer_id, []).append(key)
+    return [(i, keys.get(i.id, [])) for i in issuers]
+
+
 def get_issuer(session: Session, *, slug: str) -> Issuer:
     issuer = repository.get_by_slug(session, slug)
     if issuer is None:
@@ -202,6 +211,11 @@ def linkedin_organization_id(session: Session, issuer_id: uuid.UUID) -> str | No
     """The issuer's LinkedIn organization id, for add-to-profile links of its credentials."""
     issuer = repository.get(session, issuer_id)
     return issuer.linkedin_organization_id if issuer is not None else None
+
+
+def list_api_keys(session: Session, *, issuer: Issuer) -> Sequence[ApiKey]:
+    """The issuer's API keys, oldest first (their hashes only: secrets are never stored)."""
+    return repository.api_keys_of(session, issuer.id)
 
 
 def revoke_api_key(session: Session, *, issuer: Issuer, key_id: uuid.UUID) -> ApiKey:

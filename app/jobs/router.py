@@ -17,12 +17,11 @@ from app.core.config import Settings
 from app.core.deps import ContextDep, SessionDep
 from app.core.errors import BadRequest, UnsupportedMediaType
 from app.core.pagination import Page, decode_cursor, encode_cursor
-from app.credentials.service import credential_url
 from app.issuers.deps import CurrentIssuer
 from app.issuers.models import Issuer
 from app.jobs import repository, service
 from app.jobs.models import Job, JobRow, RowState
-from app.jobs.schemas import BatchRow, JobRead, JobRowRead
+from app.jobs.schemas import BatchRow, JobRead
 
 api = APIRouter(prefix="/api/v1", tags=["issuer"])
 
@@ -43,35 +42,7 @@ class RowFilter(StrEnum):
 def job_read(
     settings: Settings, job: Job, rows: list[JobRow], next_cursor: str | None = None
 ) -> JobRead:
-    return JobRead(
-        id=job.id,
-        kind=job.kind,
-        state=job.state,
-        source=job.source,
-        total=job.total,
-        issued=job.issued,
-        existing=job.existing,
-        failed=job.failed,
-        pending=service.pending(job),
-        created_at=job.created_at,
-        started_at=job.started_at,
-        finished_at=job.finished_at,
-        url=service.job_url(settings, job.id),
-        rows=[
-            JobRowRead(
-                row=r.row_number,
-                external_id=r.external_id,
-                state=r.state,
-                credential_id=r.credential_id,
-                credential_url=credential_url(settings, r.credential_id)
-                if r.credential_id
-                else None,
-                error=r.error,
-            )
-            for r in rows
-        ],
-        next_rows_cursor=next_cursor,
-    )
+    return JobRead.from_record(settings, job, rows, next_cursor)
 
 
 async def _read_batch(request: Request) -> service.RawRows:
@@ -135,8 +106,12 @@ async def submit_batch(
     session: SessionDep,
     ctx: ContextDep,
     achievement_id: Annotated[
-        uuid.UUID | None,
-        Query(description="The achievement of every row that does not name its own."),
+        str | None,
+        Query(
+            max_length=2048,
+            description="The achievement of every row that does not name its own: its uuid or "
+            "its URL.",
+        ),
     ] = None,
 ) -> JSONResponse:
     """Queue many credentials at once (JSON array or CSV, up to the configured number of rows).
@@ -166,7 +141,7 @@ def _submit(
     settings: Settings,
     issuer: Issuer,
     batch: service.RawRows,
-    achievement_id: uuid.UUID | None,
+    achievement_id: str | None,
 ) -> tuple[Job, list[JobRow]]:
     job = service.submit(
         session, settings=settings, issuer=issuer, batch=batch, achievement_id=achievement_id

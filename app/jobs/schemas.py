@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import BaseModel, Field, StringConstraints
 
 from app.credentials.schemas import CredentialCreate
+
+if TYPE_CHECKING:
+    from app.core.config import Settings
+    from app.jobs.models import Job, JobRow
 
 ExternalId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
 
@@ -60,3 +65,41 @@ class JobRead(BaseModel):
     next_rows_cursor: str | None = Field(
         default=None, description="Pass as `after` for the next page of rows."
     )
+
+    @classmethod
+    def from_record(
+        cls, settings: Settings, job: Job, rows: Sequence[JobRow], next_cursor: str | None = None
+    ) -> JobRead:
+        # Deferred: the jobs service imports this module (for BatchRow).
+        from app.credentials.service import credential_url
+        from app.jobs.service import job_url, pending
+
+        return cls(
+            id=job.id,
+            kind=job.kind,
+            state=job.state,
+            source=job.source,
+            total=job.total,
+            issued=job.issued,
+            existing=job.existing,
+            failed=job.failed,
+            pending=pending(job),
+            created_at=job.created_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+            url=job_url(settings, job.id),
+            rows=[
+                JobRowRead(
+                    row=r.row_number,
+                    external_id=r.external_id,
+                    state=r.state,
+                    credential_id=r.credential_id,
+                    credential_url=credential_url(settings, r.credential_id)
+                    if r.credential_id
+                    else None,
+                    error=r.error,
+                )
+                for r in rows
+            ],
+            next_rows_cursor=next_cursor,
+        )

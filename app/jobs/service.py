@@ -169,9 +169,13 @@ def submit(
     settings: Settings,
     issuer: Issuer,
     batch: RawRows,
-    achievement_id: uuid.UUID | None = None,
+    achievement_id: uuid.UUID | str | None = None,
 ) -> Job:
-    """Check every row and queue a job of those that can be issued; refused rows are recorded."""
+    """Check every row and queue a job of those that can be issued; refused rows are recorded.
+
+    `achievement_id` (for the rows that name none) and each row's own may be the achievement's
+    uuid or its URL.
+    """
     if not batch.rows:
         raise BadRequest("The batch has no rows.")
     if len(batch.rows) > settings.batch_max_rows:
@@ -179,8 +183,12 @@ def submit(
             f"The batch has {len(batch.rows)} rows; at most {settings.batch_max_rows} per request. "
             "Split it into several batches."
         )
+    default_achievement: uuid.UUID | None = None
     if achievement_id is not None:
-        achievements_service.get_achievement(session, achievement_id=achievement_id, issuer=issuer)
+        default_achievement = achievements_service.achievement_ref(settings, achievement_id)
+        achievements_service.get_achievement(
+            session, achievement_id=default_achievement, issuer=issuer
+        )
     job_id = uuid.uuid4()
     checked: list[dict[str, Any]] = []
     first_row_of: dict[str, int] = {}
@@ -202,8 +210,8 @@ def submit(
         if not isinstance(raw, dict):
             row.update(state=RowState.failed.value, error="a row must be a JSON object")
             continue
-        if achievement_id is not None and raw.get("achievement_id") in (None, ""):
-            raw = {**raw, "achievement_id": str(achievement_id)}
+        if default_achievement is not None and raw.get("achievement_id") in (None, ""):
+            raw = {**raw, "achievement_id": str(default_achievement)}
         try:
             parsed = BatchRow.model_validate(raw)
         except ValidationError as exc:
@@ -215,6 +223,11 @@ def submit(
             )
             continue
         row["external_id"] = parsed.external_id
+        try:
+            wanted = achievements_service.achievement_ref(settings, parsed.achievement_id)
+        except AppError as exc:
+            row.update(state=RowState.failed.value, error=exc.message)
+            continue
         if parsed.external_id is not None:
             first = first_row_of.setdefault(parsed.external_id, number)
             if first != number:
@@ -225,7 +238,7 @@ def submit(
                 continue
         # Stored as the JSON pydantic writes (one step, in Rust: a tenth of the checking's time).
         row["payload"] = RawJSON(parsed.model_dump_json(exclude_none=True, exclude={"external_id"}))
-        achievement_of[number] = parsed.achievement_id
+        achievement_of[number] = wanted
     owned = {
         a.id
         for a in achievements_service.achievements_of(
