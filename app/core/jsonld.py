@@ -225,6 +225,47 @@ class ContextLoader:
 
         `on_dropped` is called with the expanded IRI (or None) of each property pyld drops.
         InvalidJsonLd if it is not valid JSON-LD; ContextUnavailable if a context is missing."""
+        expanded: list[Any] = self._process(
+            document,
+            lambda options: jsonld.expand(
+                document, options, on_property_dropped=on_dropped or _ignore
+            ),
+            expand_context=expand_context,
+        )
+        return expanded
+
+    def canonize(self, document: dict[str, Any]) -> str:
+        """The RDFC-1.0 (URDNA2015) canonical N-Quads of `document`, for Data Integrity proofs.
+
+        Strict, like jsonld.js `safe: true` in the Digital Bazaar suites: a property the contexts
+        do not define would be dropped, so it would not be signed or checked, and this raises
+        InvalidJsonLd instead. ContextUnavailable if a context is missing."""
+        dropped: list[str | None] = []
+
+        def run(options: dict[str, Any]) -> Any:
+            options = {**options, "algorithm": "URDNA2015", "format": "application/n-quads"}
+            return jsonld.JsonLdProcessor(on_property_dropped=dropped.append).normalize(
+                document, options
+            )
+
+        nquads = self._process(document, run)
+        if dropped:
+            what = ", ".join(sorted({_quote(d) if d else "a keyword-like key" for d in dropped}))
+            raise InvalidJsonLd(
+                f"properties the contexts do not define would be left out of the signature: {what}"
+            )
+        if not isinstance(nquads, str):  # pragma: no cover - pyld returns a string for a format
+            raise InvalidJsonLd("the document has no N-Quads form")
+        return nquads
+
+    def _process(
+        self,
+        document: Any,
+        run: Callable[[dict[str, Any]], Any],
+        *,
+        expand_context: dict[str, Any] | None = None,
+    ) -> Any:
+        """Run one pyld operation over `document` with these contexts, its errors sorted out."""
         if not isinstance(document, dict):
             raise InvalidJsonLd("a JSON-LD document here must be a JSON object")
         if nesting_exceeds(document, MAX_DEPTH):
@@ -253,7 +294,7 @@ class ContextLoader:
                 unavailable.append(exc)  # pyld wraps what a loader raises; keep the original
                 raise
 
-        options = {
+        options: dict[str, Any] = {
             "documentLoader": load,
             # An internal option of pyld: its own resolver would use the process-wide cache.
             "contextResolver": _Resolver(self._resolved, load),
@@ -261,9 +302,7 @@ class ContextLoader:
         if expand_context is not None:
             options["expandContext"] = expand_context
         try:
-            expanded: list[Any] = jsonld.expand(
-                document, options, on_property_dropped=on_dropped or _ignore
-            )
+            return run(options)
         except ContextUnavailable:
             raise
         except jsonld.JsonLdError as exc:
@@ -279,7 +318,6 @@ class ContextLoader:
             raise InvalidJsonLd(
                 f"the document cannot be processed as JSON-LD ({type(exc).__name__})"
             ) from exc
-        return expanded
 
 
 def term_problems(document: Any, *, loader: ContextLoader) -> list[TermProblem]:
