@@ -200,6 +200,13 @@ def issuer_create(
             "--linkedin-org", help="LinkedIn organization id (digits) for add-to-profile links."
         ),
     ] = None,
+    data_integrity: Annotated[
+        bool,
+        typer.Option(
+            "--data-integrity",
+            help="Also add an embedded eddsa-rdfc-2022 Data Integrity proof (an Ed25519 key).",
+        ),
+    ] = False,
 ) -> None:
     """Create an issuer; prints it and its first API key (shown once)."""
     from pydantic import ValidationError
@@ -219,6 +226,7 @@ def issuer_create(
                 "description": description,
                 "suspension": suspension,
                 "linkedin_organization_id": linkedin_org,
+                "data_integrity": data_integrity,
             }
         )
     except ValidationError as exc:
@@ -233,7 +241,9 @@ def issuer_create(
             issuer, key, _api, secret = service.create_issuer(
                 session, keystore=ctx.keystore, data=data
             )
-            read = issuer_read(ctx.settings, issuer, [key])
+            read = issuer_read(
+                ctx.settings, issuer, list(service.list_signing_keys(session, issuer=issuer))
+            )
     except AppError as exc:
         raise _fail(exc.message) from exc
     typer.echo(json.dumps({"issuer": read.model_dump(mode="json"), "api_key": secret}, indent=2))

@@ -12,11 +12,13 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StringConstraints,
 )
 
 from app.core.email import Email
 from app.core.keys import SigningAlgorithm
+from app.issuers.models import KeyPurpose
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -26,6 +28,11 @@ LinkedInOrganizationId = Annotated[
 LINKEDIN_ID_HELP = (
     "The issuer's LinkedIn organization id (digits, from its company page's admin URL): "
     "LinkedIn's add-to-profile form then links the certification to the organisation."
+)
+DATA_INTEGRITY_HELP = (
+    "Add an embedded Data Integrity proof (eddsa-rdfc-2022, an Ed25519 key published as a "
+    "Multikey in the DID document) to every credential, besides its VC-JWT: what wallets and "
+    "verifiers of the Digital Credentials Consortium read."
 )
 
 
@@ -48,6 +55,7 @@ class IssuerCreate(BaseModel):
     linkedin_organization_id: LinkedInOrganizationId | None = Field(
         default=None, description=LINKEDIN_ID_HELP
     )
+    data_integrity: StrictBool = Field(default=False, description=DATA_INTEGRITY_HELP)
 
 
 class IssuerUpdate(BaseModel):
@@ -57,6 +65,11 @@ class IssuerUpdate(BaseModel):
 
     linkedin_organization_id: LinkedInOrganizationId | None = Field(
         default=None, description=LINKEDIN_ID_HELP + " `null` removes it."
+    )
+    data_integrity: StrictBool | None = Field(
+        default=None,
+        description=DATA_INTEGRITY_HELP
+        + " `false` stops adding proofs; the keys stay published, so what they signed verifies.",
     )
 
 
@@ -68,6 +81,7 @@ class SigningKeyRead(BaseModel):
         description="The kid's fragment (RFC 7638 thumbprint); names the key in the API."
     )
     algorithm: str
+    purpose: str = Field(default="jwt", description="`jwt` or `data_integrity`.")
     status: str
     created_at: datetime
     retired_at: datetime | None = None
@@ -91,6 +105,10 @@ class KeyRotate(BaseModel):
     algorithm: SigningAlgorithm | None = Field(
         default=None, description="The new key's algorithm; the issuer's current one by default."
     )
+    purpose: KeyPurpose = Field(
+        default=KeyPurpose.jwt,
+        description="Which key to rotate: the VC-JWT key, or the Data Integrity key (Ed25519).",
+    )
 
 
 class KeyCompromise(BaseModel):
@@ -111,6 +129,7 @@ class IssuerRead(BaseModel):
     image: str | None
     algorithm: str
     suspension: bool
+    data_integrity: bool = False
     linkedin_organization_id: str | None
     profile_url: str
     did_document_url: str

@@ -176,15 +176,19 @@ class Verifier:
         record = read_record(self.session, own_record_id(self.settings, credential.get("id")))
         if record is not None:
             v = self.verify_jwt(record.jwt)
-            if v.credential is not None and strip_jwt_claims(v.credential) != strip_jwt_claims(
-                credential
-            ):
+            signed = strip_jwt_claims(v.credential) if v.credential is not None else None
+            if signed is not None and "proof" not in credential:
+                # Our credential URL serves application/json without the embedded proof.
+                signed.pop("proof", None)
+            if signed is not None and signed != strip_jwt_claims(credential):
                 v.replace(
                     CheckName.record,
                     CheckResult.fail,
                     "The JSON differs from the credential this service signed under that id.",
                 )
                 v.credential = credential
+            elif credential.get("proof") and v.result_of(CheckName.signature) == CheckResult.pass_:
+                self._check_our_embedded_proofs(v, credential)
             return v
         v = Verification(credential=credential)
         if not is_vc(credential):
@@ -350,6 +354,27 @@ class Verifier:
             issuer_url=text_or_none(profile.get("url")),
         )
         self._add_trust(v, result, detail, summary)
+
+    def _check_our_embedded_proofs(self, v: Verification, credential: dict[str, Any]) -> None:
+        """Our credential as JSON-LD: its VC-JWT verified, and its embedded proof too (a Data
+        Integrity key reported compromised makes it fail here as everywhere else)."""
+        outcome = check_proofs(
+            credential,
+            issuer_id=issuer_id_of(credential),
+            keys=self._keys,
+            local=LOCAL_CONTEXTS,
+            remote=LOCAL_CONTEXTS,
+            now=self.now or datetime.now(UTC),
+        )
+        result, detail = outcome.signature
+        index = next(i for i, c in enumerate(v.checks) if c.check == CheckName.signature)
+        jwt_check = v.checks[index]
+        if result is not CheckResult.pass_:
+            detail = f"The VC-JWT is valid, but not the embedded proof: {detail}"
+        else:
+            detail = f"{jwt_check.detail} {detail}"
+        # In place: the checks keep their order.
+        v.checks[index] = jwt_check.model_copy(update={"result": result, "detail": detail})
 
     def _check_embedded_proofs(self, v: Verification, credential: dict[str, Any]) -> None:
         """`signature`, `issuer` and `trust` of a credential secured by Data Integrity proofs."""
