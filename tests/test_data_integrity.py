@@ -399,3 +399,22 @@ def test_canonicalising_a_credential_is_cheap_once_contexts_are_warm() -> None:
     for _ in range(20):
         loader.canonize(document)
     assert (time.perf_counter() - start) / 20 < 0.05
+
+
+def test_an_embedded_context_changed_between_two_calls_is_read_again() -> None:
+    """Embedded contexts of the shipped documents are keyed by identity; the document's own
+    are not: the same object changed must canonicalise differently."""
+    loader = ContextLoader()
+    inline: dict[str, Any] = {"nickname": "https://example.org/vocab#nickname"}
+    document = {
+        "@context": ["https://www.w3.org/ns/credentials/v2", inline],
+        "type": ["VerifiableCredential"],
+        "issuer": "https://issuer.example",
+        "credentialSubject": {"id": "did:example:1", "nickname": "Ada"},
+    }
+    first = loader.canonize(document)
+    assert "https://example.org/vocab#nickname" in first
+    inline["nickname"] = "https://example.org/other#nickname"
+    second = loader.canonize(document)
+    assert "https://example.org/other#nickname" in second
+    assert "https://example.org/vocab#nickname" not in second

@@ -41,9 +41,13 @@ from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
+from c14n.Canonicalize import canonicalize  # type: ignore[import-untyped]  # pyld's JCS
 from pyld import jsonld  # type: ignore[import-untyped]  # pyld ships no type information
 from pyld.context_resolver import ContextResolver  # type: ignore[import-untyped]
-from pyld.resolved_context import MAX_ACTIVE_CONTEXTS  # type: ignore[import-untyped]
+from pyld.resolved_context import (  # type: ignore[import-untyped]
+    MAX_ACTIVE_CONTEXTS,
+    ResolvedContext,
+)
 
 from app.core import standards
 from app.core.config import Settings
@@ -147,13 +151,87 @@ class _LockedLRU(MutableMapping[str, Any]):
 
 class _Resolver(ContextResolver):  # type: ignore[misc]  # pyld's class is untyped
     """pyld's resolver, with each resolved context's cache of processed contexts made safe for
-    threads (pyld gives it a plain LRU) before any other thread can see it."""
+    threads (pyld gives it a plain LRU) before any other thread can see it, and embedded
+    contexts keyed without serialising them again.
+
+    pyld keys an embedded context (a type-scoped one: OB 3.0 has one per class) by its JCS
+    serialisation, computed at every typed node of every document: most of a warm
+    canonicalisation. Those contexts are the very objects of the cached context documents, so
+    their keys are remembered by identity (`_EmbeddedKeys` holds the object, so that its id is
+    not reused while remembered); other embedded contexts are keyed as pyld keys them."""
+
+    def resolve(self, active_ctx: Any, context: Any, base: Any, cycles: Any = None) -> Any:
+        if isinstance(context, dict) and "@context" in context:
+            context = context["@context"]
+        items = context if isinstance(context, list) else [context]
+        if not any(isinstance(item, dict) for item in items):
+            return super().resolve(active_ctx, context, base, cycles)
+        resolved: list[Any] = []
+        for item in items:
+            if not isinstance(item, dict):
+                resolved.extend(super().resolve(active_ctx, [item], base, cycles))
+                continue
+            key = _EMBEDDED_KEYS.key(item)
+            found = self._get(key)
+            if not found:
+                found = ResolvedContext(item)
+                self._cache_resolved_context(key, found, "static")
+            resolved.append(found)
+        return resolved
 
     def _cache_resolved_context(self, key: str, resolved: Any, tag: str | None) -> Any:
         for item in resolved if isinstance(resolved, list) else [resolved]:
             if not isinstance(item.cache, _LockedLRU):
                 item.cache = _LockedLRU(MAX_ACTIVE_CONTEXTS)
         return super()._cache_resolved_context(key, resolved, tag)
+
+
+class _EmbeddedKeys:
+    """The JCS keys of the embedded contexts of the context documents a loader serves,
+    remembered by object identity (bounded, thread-safe).
+
+    Only contexts found in a served context document are remembered: those objects belong to
+    the resolver's cache and nothing changes them. An embedded context of the document being
+    processed (which its caller may change between two calls) is serialised each time."""
+
+    def __init__(self, maxsize: int = 8192) -> None:
+        self._keys: OrderedDict[int, tuple[dict[str, Any], str | None]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._maxsize = maxsize
+
+    def register(self, document: Any) -> None:
+        """Remember the embedded contexts of a context document about to be served."""
+        found: list[dict[str, Any]] = []
+        stack = [document]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, dict):
+                inner = item.get("@context")
+                if isinstance(inner, dict) and item is not document:
+                    found.append(inner)
+                stack.extend(item.values())
+            elif isinstance(item, list):
+                stack.extend(item)
+        with self._lock:
+            for context in found:
+                self._keys[id(context)] = (context, None)
+            while len(self._keys) > self._maxsize:
+                self._keys.popitem(last=False)
+
+    def key(self, context: dict[str, Any]) -> str:
+        with self._lock:
+            found = self._keys.get(id(context))
+        known = found is not None and found[0] is context
+        if known and found is not None and found[1] is not None:
+            return found[1]
+        key: str = canonicalize(dict(context)).decode("utf-8")
+        if known:
+            with self._lock:
+                self._keys[id(context)] = (context, key)
+        return key
+
+
+_EMBEDDED_KEYS = _EmbeddedKeys()
 
 
 class ContextLoader:
@@ -283,10 +361,12 @@ class ContextLoader:
                             f"the document names more than {self.max_remote} contexts this service does not ship"
                         )
                     remote_left[0] -= 1
+                document = self.document(url)
+                _EMBEDDED_KEYS.register(document)
                 return {
                     "contextUrl": None,
                     "documentUrl": url,
-                    "document": self.document(url),
+                    "document": document,
                     "contentType": "application/ld+json",
                     "tag": "static",  # kept by the resolver, in this loader's cache
                 }
