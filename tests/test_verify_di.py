@@ -450,3 +450,44 @@ def test_1edtech_sd_derived_credential_verifies(
     assert check(result, "signature")["result"] == "pass", result
     assert "ecdsa-sd-2023" in check(result, "signature")["detail"]
     assert check(result, "issuer")["result"] == "pass"
+
+
+SIGNED_VECTORS = sorted(
+    [
+        *(VECTORS / "vc-di-eddsa").glob("*/signed*.json"),
+        *(VECTORS / "vc-di-eddsa").glob("proof-set-chain/signed*.json"),
+        *(VECTORS / "vc-di-ecdsa").glob("ecdsa-*/signed*.json"),
+    ]
+)
+
+
+@pytest.mark.parametrize(
+    "path", SIGNED_VECTORS, ids=[str(p.relative_to(VECTORS)) for p in SIGNED_VECTORS]
+)
+def test_w3c_vectors_through_the_api_and_one_byte_changed(world: World, path: Path) -> None:
+    """Genuine: `signature` passes (their did:key is not their https issuer: `issuer` fails).
+    One byte changed in the document or in each proof value: `signature` fails."""
+    vector = load(path)
+    result = world.verify(vector)
+    assert check(result, "signature")["result"] == "pass", result
+    assert check(result, "issuer")["result"] == "fail"
+    changes: list[Callable[[dict[str, Any]], None]] = [
+        lambda c: c["credentialSubject"].update(alumniOf="The School of Exomples")
+    ]
+    for index in range(len(di.proofs_of(vector))):
+
+        def flip(c: dict[str, Any], index: int = index) -> None:
+            proof = di.proofs_of(c)[index]
+            value = proof["proofValue"]
+            middle = len(value) // 2
+            proof["proofValue"] = (
+                value[:middle] + ("A" if value[middle] != "A" else "B") + value[middle + 1 :]
+            )
+
+        changes.append(flip)
+    for change in changes:
+        tampered = copy.deepcopy(vector)
+        change(tampered)
+        result = world.verify(tampered)
+        assert result["status"] == "invalid", result
+        assert check(result, "signature")["result"] == "fail", result
