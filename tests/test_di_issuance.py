@@ -79,9 +79,9 @@ def test_a_data_integrity_issuer_publishes_a_multikey_and_its_credentials_carry_
     assert document["verificationMethod"][0]["type"] == "JsonWebKey2020"
     assert proof_key["kid"] in document["assertionMethod"]
     jwks = world.client.get(f"/issuers/{read['slug']}/jwks.json").json()
-    assert [k["kid"] for k in jwks["keys"]] == [
-        k["kid"] for k in read["keys"] if k["purpose"] == "jwt"
-    ]
+    # The same keys, in the DID document's order (the proof key as the JWK of its Ed25519 key).
+    assert [k["kid"] for k in jwks["keys"]] == [m["id"] for m in document["verificationMethod"]]
+    assert jwks["keys"][1]["crv"] == "Ed25519"
 
     issued = world.credential(key, achievement)
     credential = ld(world.client, issued["url"])

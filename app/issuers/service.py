@@ -542,13 +542,8 @@ def _verification_method(did: str, key: SigningKey) -> dict[str, Any]:
 
 
 def jwks_document(settings: Settings, issuer: Issuer, keys: Sequence[SigningKey]) -> dict[str, Any]:
-    """The JWT keys of the DID document, in its order, as a JWKS (no compromised key; the
-    Data Integrity keys are Multikeys of the DID document only)."""
+    """The keys of the DID document, in its order, as a JWKS (no compromised key). A Data
+    Integrity key is there too (as the JWK of its Ed25519 key), so that the JWKS stays "the
+    same keys" as the DID document; the DID document gives it as a Multikey."""
     did = settings.issuer_did(issuer.slug)
-    return {
-        "keys": [
-            _public_jwk_with_kid(did, k)
-            for k in published_keys(keys)
-            if k.purpose != KeyPurpose.data_integrity
-        ]
-    }
+    return {"keys": [_public_jwk_with_kid(did, k) for k in published_keys(keys)]}
