@@ -9,7 +9,9 @@
   (bench/qr.py);
 - `scale`: verify latency with 10 million stored credentials against 10 thousand; goal within
   20 % (bench/scale.py, seeding with bench/seed.py; PostgreSQL only, a few minutes);
-- `bulk`: bulk issuance on PostgreSQL, 10,000 and 100,000 rows, against sign + Core insert.
+- `bulk`: bulk issuance on PostgreSQL, 10,000 and 100,000 rows, against sign + Core insert;
+- `dataintegrity`: milliseconds per credential of issuing with an eddsa-rdfc-2022 proof and of
+  verifying one, next to the VC-JWT alone, in process (bench/dataintegrity.py).
 
 A section is a module of this package with `section(options: Options) -> list[Figure]` (or,
 like bulk, `main(argv) -> int`, which prints its own figures); register it in SECTIONS below.
@@ -41,6 +43,7 @@ SECTIONS = {
     "qr": "bench.qr",
     "scale": "bench.scale",
     "bulk": "bench.bulk",
+    "dataintegrity": "bench.dataintegrity",
 }
 
 

@@ -7,6 +7,7 @@ is missing; without node and npm those tests are skipped.
 from __future__ import annotations
 
 import fcntl
+import os
 import shutil
 import subprocess
 import tempfile
@@ -37,11 +38,25 @@ def ensure_package(package: str) -> Path:
     return JS_DIR
 
 
-def run_node(script: str, stdin: str, *, package: str) -> subprocess.CompletedProcess[str]:
-    """Run `tests/js/<script>` with `stdin` as its input, once `package` is installed."""
+def run_node(
+    script: str,
+    stdin: str,
+    *,
+    package: str,
+    preload: str | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run `tests/js/<script>` with `stdin` as its input, once `package` is installed.
+
+    `preload`: a module of `tests/js` imported first (`node --import`); `env`: added variables."""
     cwd = ensure_package(package)
     return subprocess.run(
-        ["node", str(cwd / script)],
+        [
+            "node",
+            *(["--import", (cwd / preload).as_uri()] if preload else []),
+            str(cwd / script),
+        ],
+        env={**os.environ, **env} if env else None,
         input=stdin,
         capture_output=True,
         text=True,

@@ -21,6 +21,7 @@ class AuditEventType(StrEnum):
     credential_suspended = "credential.suspended"
     credential_unsuspended = "credential.unsuspended"
     key_rotated = "key.rotated"
+    key_added = "key.added"  # a key of another purpose (Data Integrity) beside the signing key
     key_retired = "key.retired"
     key_compromised = "key.compromised"
     api_key_created = "api_key.created"

@@ -45,6 +45,8 @@ class BadgeInfo:
     issued_on: date
     url: str  # the credential's URL: the QR code's content
     jwt: str  # baked into the image
+    # Baked instead of the JWT when set: the JSON-LD credential with its embedded proof.
+    credential_json: str | None = None
     image_url: str | None = None  # the achievement's own image (http(s) or data:image)
 
 
@@ -156,7 +158,7 @@ def badge_png(info: BadgeInfo) -> bytes:
     image.paste(_qr_image(info.url), ((SIZE - _QR_SIZE) // 2, _QR_TOP))
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", optimize=True)
-    return bake_png(buffer.getvalue(), info.jwt)
+    return bake_png(buffer.getvalue(), info.credential_json or info.jwt)
 
 
 def _qr_image(data: str) -> Image.Image:
@@ -179,6 +181,15 @@ def _qr_image(data: str) -> Image.Image:
 # --- SVG ----------------------------------------------------------------------------------------
 
 
+def _credential_element(info: BadgeInfo) -> str:
+    """OB 3.0 §5.3.2: the JWT in the `verify` attribute, or the JSON credential as CDATA."""
+    if info.credential_json is not None:
+        # "]]>" cannot occur in JSON text except inside a string; split it there.
+        body = info.credential_json.replace("]]>", "]]]]><![CDATA[>")
+        return f"<openbadges:credential><![CDATA[{body}]]></openbadges:credential>"
+    return f"<openbadges:credential verify={quoteattr(info.jwt)}></openbadges:credential>"
+
+
 def badge_svg(info: BadgeInfo) -> bytes:
     """The badge as SVG, baked: `<openbadges:credential verify="JWT">` is the root's first child.
 
@@ -190,7 +201,7 @@ def badge_svg(info: BadgeInfo) -> bytes:
         '<?xml version="1.0" encoding="UTF-8"?>\n',
         f'<svg xmlns="http://www.w3.org/2000/svg" xmlns:openbadges="{OB_NAMESPACE}" '
         f'width="{SIZE}" height="{SIZE}" viewBox="0 0 {SIZE} {SIZE}" role="img" aria-labelledby="badge-title">',
-        f"<openbadges:credential verify={quoteattr(info.jwt)}></openbadges:credential>",
+        _credential_element(info),
         f'<title id="badge-title">{escape(title)}</title>',
     ]
     if info.image_url:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -114,8 +116,9 @@ public.add_api_route(
 )
 
 
-def _badge_info(settings: Settings, record: Credential) -> BadgeInfo:
-    """What the badge shows, read from the credential as signed."""
+def _badge_info(settings: Settings, record: Credential, *, json_form: bool = False) -> BadgeInfo:
+    """What the badge shows, read from the credential as signed (`json_form`: baked as the
+    JSON-LD credential with its embedded proof, not as the JWT)."""
     payload = credentials_service.credential_json(record)
     subject = payload.get("credentialSubject")
     achievement = subject.get("achievement") if isinstance(subject, dict) else None
@@ -129,6 +132,7 @@ def _badge_info(settings: Settings, record: Credential) -> BadgeInfo:
         url=credentials_service.credential_url(settings, record.id),
         jwt=record.jwt,
         image_url=_image_url(achievement.get("image")),
+        credential_json=json.dumps(payload, ensure_ascii=False) if json_form else None,
     )
 
 
@@ -140,9 +144,11 @@ def _image_url(image: object) -> str | None:
     return None
 
 
-def _badge(render: Callable[[BadgeInfo], bytes], media_type: str) -> Renderer:
+def _badge(
+    render: Callable[[BadgeInfo], bytes], media_type: str, *, json_form: bool = False
+) -> Renderer:
     def badge(ctx: AppContext, record: Credential) -> CachedImage:
-        return _image(render(_badge_info(ctx.settings, record)), media_type)
+        return _image(render(_badge_info(ctx.settings, record, json_form=json_form)), media_type)
 
     return badge
 
@@ -179,4 +185,33 @@ public.add_api_route(
         304: {"description": "Not modified"},
         404: {"description": "No such credential"},
     },
+)
+
+_LD_RESPONSES: dict[int | str, dict[str, Any]] = {
+    304: {"description": "Not modified"},
+    404: {"description": "No such credential"},
+}
+public.add_api_route(
+    "/credentials/{credential_id}/badge-ld.svg",
+    _cached_image_route("badge-ld.svg", _badge(badge_svg, "image/svg+xml", json_form=True)),
+    methods=["GET"],
+    summary="Baked badge image (SVG) carrying the JSON-LD credential with its embedded proof",
+    description=(
+        "As badge.svg, but `<openbadges:credential>` holds the credential JSON (with its Data "
+        "Integrity proof, when the issuer adds one) as CDATA, for wallets that read embedded proofs."
+    ),
+    response_class=Response,
+    responses={200: {"content": {"image/svg+xml": {}}}, **_LD_RESPONSES},
+)
+public.add_api_route(
+    "/credentials/{credential_id}/badge-ld.png",
+    _cached_image_route("badge-ld.png", _badge(badge_png, "image/png", json_form=True)),
+    methods=["GET"],
+    summary="Baked badge image (PNG) carrying the JSON-LD credential with its embedded proof",
+    description=(
+        "As badge.png, but the `openbadgecredential` iTXt chunk holds the credential JSON (with "
+        "its Data Integrity proof, when the issuer adds one)."
+    ),
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}, **_LD_RESPONSES},
 )

@@ -40,6 +40,13 @@ def issuer_create(
             "--linkedin-org", help="LinkedIn organization id (digits) for add-to-profile links."
         ),
     ] = None,
+    data_integrity: Annotated[
+        bool,
+        typer.Option(
+            "--data-integrity",
+            help="Also add an embedded eddsa-rdfc-2022 Data Integrity proof (an Ed25519 key).",
+        ),
+    ] = False,
 ) -> None:
     """Create an issuer; prints it and its first API key (shown once)."""
     from pydantic import ValidationError
@@ -58,6 +65,7 @@ def issuer_create(
                 "description": description,
                 "suspension": suspension,
                 "linkedin_organization_id": linkedin_org,
+                "data_integrity": data_integrity,
             }
         )
     except ValidationError as exc:
@@ -72,7 +80,9 @@ def issuer_create(
             issuer, key, _api, secret = service.create_issuer(
                 session, keystore=ctx.keystore, data=data
             )
-            read = IssuerRead.from_record(ctx.settings, issuer, [key])
+            read = IssuerRead.from_record(
+                ctx.settings, issuer, list(service.list_signing_keys(session, issuer=issuer))
+            )
     except AppError as exc:
         raise fail(exc.message) from exc
     typer.echo(json.dumps({"issuer": read.model_dump(mode="json"), "api_key": secret}, indent=2))

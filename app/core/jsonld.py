@@ -41,9 +41,13 @@ from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
+from c14n.Canonicalize import canonicalize  # type: ignore[import-untyped]  # pyld's JCS
 from pyld import jsonld  # type: ignore[import-untyped]  # pyld ships no type information
 from pyld.context_resolver import ContextResolver  # type: ignore[import-untyped]
-from pyld.resolved_context import MAX_ACTIVE_CONTEXTS  # type: ignore[import-untyped]
+from pyld.resolved_context import (  # type: ignore[import-untyped]
+    MAX_ACTIVE_CONTEXTS,
+    ResolvedContext,
+)
 
 from app.core import standards
 from app.core.config import Settings
@@ -147,13 +151,87 @@ class _LockedLRU(MutableMapping[str, Any]):
 
 class _Resolver(ContextResolver):  # type: ignore[misc]  # pyld's class is untyped
     """pyld's resolver, with each resolved context's cache of processed contexts made safe for
-    threads (pyld gives it a plain LRU) before any other thread can see it."""
+    threads (pyld gives it a plain LRU) before any other thread can see it, and embedded
+    contexts keyed without serialising them again.
+
+    pyld keys an embedded context (a type-scoped one: OB 3.0 has one per class) by its JCS
+    serialisation, computed at every typed node of every document: most of a warm
+    canonicalisation. Those contexts are the very objects of the cached context documents, so
+    their keys are remembered by identity (`_EmbeddedKeys` holds the object, so that its id is
+    not reused while remembered); other embedded contexts are keyed as pyld keys them."""
+
+    def resolve(self, active_ctx: Any, context: Any, base: Any, cycles: Any = None) -> Any:
+        if isinstance(context, dict) and "@context" in context:
+            context = context["@context"]
+        items = context if isinstance(context, list) else [context]
+        if not any(isinstance(item, dict) for item in items):
+            return super().resolve(active_ctx, context, base, cycles)
+        resolved: list[Any] = []
+        for item in items:
+            if not isinstance(item, dict):
+                resolved.extend(super().resolve(active_ctx, [item], base, cycles))
+                continue
+            key = _EMBEDDED_KEYS.key(item)
+            found = self._get(key)
+            if not found:
+                found = ResolvedContext(item)
+                self._cache_resolved_context(key, found, "static")
+            resolved.append(found)
+        return resolved
 
     def _cache_resolved_context(self, key: str, resolved: Any, tag: str | None) -> Any:
         for item in resolved if isinstance(resolved, list) else [resolved]:
             if not isinstance(item.cache, _LockedLRU):
                 item.cache = _LockedLRU(MAX_ACTIVE_CONTEXTS)
         return super()._cache_resolved_context(key, resolved, tag)
+
+
+class _EmbeddedKeys:
+    """The JCS keys of the embedded contexts of the context documents a loader serves,
+    remembered by object identity (bounded, thread-safe).
+
+    Only contexts found in a served context document are remembered: those objects belong to
+    the resolver's cache and nothing changes them. An embedded context of the document being
+    processed (which its caller may change between two calls) is serialised each time."""
+
+    def __init__(self, maxsize: int = 8192) -> None:
+        self._keys: OrderedDict[int, tuple[dict[str, Any], str | None]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._maxsize = maxsize
+
+    def register(self, document: Any) -> None:
+        """Remember the embedded contexts of a context document about to be served."""
+        found: list[dict[str, Any]] = []
+        stack = [document]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, dict):
+                inner = item.get("@context")
+                if isinstance(inner, dict) and item is not document:
+                    found.append(inner)
+                stack.extend(item.values())
+            elif isinstance(item, list):
+                stack.extend(item)
+        with self._lock:
+            for context in found:
+                self._keys[id(context)] = (context, None)
+            while len(self._keys) > self._maxsize:
+                self._keys.popitem(last=False)
+
+    def key(self, context: dict[str, Any]) -> str:
+        with self._lock:
+            found = self._keys.get(id(context))
+        known = found is not None and found[0] is context
+        if known and found is not None and found[1] is not None:
+            return found[1]
+        key: str = canonicalize(dict(context)).decode("utf-8")
+        if known:
+            with self._lock:
+                self._keys[id(context)] = (context, key)
+        return key
+
+
+_EMBEDDED_KEYS = _EmbeddedKeys()
 
 
 class ContextLoader:
@@ -225,6 +303,47 @@ class ContextLoader:
 
         `on_dropped` is called with the expanded IRI (or None) of each property pyld drops.
         InvalidJsonLd if it is not valid JSON-LD; ContextUnavailable if a context is missing."""
+        expanded: list[Any] = self._process(
+            document,
+            lambda options: jsonld.expand(
+                document, options, on_property_dropped=on_dropped or _ignore
+            ),
+            expand_context=expand_context,
+        )
+        return expanded
+
+    def canonize(self, document: dict[str, Any]) -> str:
+        """The RDFC-1.0 (URDNA2015) canonical N-Quads of `document`, for Data Integrity proofs.
+
+        Strict, like jsonld.js `safe: true` in the Digital Bazaar suites: a property the contexts
+        do not define would be dropped, so it would not be signed or checked, and this raises
+        InvalidJsonLd instead. ContextUnavailable if a context is missing."""
+        dropped: list[str | None] = []
+
+        def run(options: dict[str, Any]) -> Any:
+            options = {**options, "algorithm": "URDNA2015", "format": "application/n-quads"}
+            return jsonld.JsonLdProcessor(on_property_dropped=dropped.append).normalize(
+                document, options
+            )
+
+        nquads = self._process(document, run)
+        if dropped:
+            what = ", ".join(sorted({_quote(d) if d else "a keyword-like key" for d in dropped}))
+            raise InvalidJsonLd(
+                f"properties the contexts do not define would be left out of the signature: {what}"
+            )
+        if not isinstance(nquads, str):  # pragma: no cover - pyld returns a string for a format
+            raise InvalidJsonLd("the document has no N-Quads form")
+        return nquads
+
+    def _process(
+        self,
+        document: Any,
+        run: Callable[[dict[str, Any]], Any],
+        *,
+        expand_context: dict[str, Any] | None = None,
+    ) -> Any:
+        """Run one pyld operation over `document` with these contexts, its errors sorted out."""
         if not isinstance(document, dict):
             raise InvalidJsonLd("a JSON-LD document here must be a JSON object")
         if nesting_exceeds(document, MAX_DEPTH):
@@ -242,10 +361,12 @@ class ContextLoader:
                             f"the document names more than {self.max_remote} contexts this service does not ship"
                         )
                     remote_left[0] -= 1
+                document = self.document(url)
+                _EMBEDDED_KEYS.register(document)
                 return {
                     "contextUrl": None,
                     "documentUrl": url,
-                    "document": self.document(url),
+                    "document": document,
                     "contentType": "application/ld+json",
                     "tag": "static",  # kept by the resolver, in this loader's cache
                 }
@@ -253,7 +374,7 @@ class ContextLoader:
                 unavailable.append(exc)  # pyld wraps what a loader raises; keep the original
                 raise
 
-        options = {
+        options: dict[str, Any] = {
             "documentLoader": load,
             # An internal option of pyld: its own resolver would use the process-wide cache.
             "contextResolver": _Resolver(self._resolved, load),
@@ -261,9 +382,7 @@ class ContextLoader:
         if expand_context is not None:
             options["expandContext"] = expand_context
         try:
-            expanded: list[Any] = jsonld.expand(
-                document, options, on_property_dropped=on_dropped or _ignore
-            )
+            return run(options)
         except ContextUnavailable:
             raise
         except jsonld.JsonLdError as exc:
@@ -279,7 +398,6 @@ class ContextLoader:
             raise InvalidJsonLd(
                 f"the document cannot be processed as JSON-LD ({type(exc).__name__})"
             ) from exc
-        return expanded
 
 
 def term_problems(document: Any, *, loader: ContextLoader) -> list[TermProblem]:

@@ -1,4 +1,6 @@
-"""Pure functions that build OB 3.0 credentials and their VC-JWT claims. No I/O here."""
+"""Pure functions that build OB 3.0 credentials and their VC-JWT claims, and secure them (the
+embedded Data Integrity proof first, then the VC-JWT over the credential with its proof). No
+I/O here."""
 
 from __future__ import annotations
 
@@ -6,9 +8,14 @@ import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from app.core import data_integrity, jose
+from app.core.jsonld import ContextLoader
 from app.core.standards import OB3_CONTEXT, OB3_EXTENSIONS_CONTEXT, OB3_SCHEMA_ID, VC2_CONTEXT
+
+if TYPE_CHECKING:
+    from app.issuers.service import IssuerSigner
 
 
 @lru_cache(maxsize=1024)
@@ -120,6 +127,32 @@ def jwt_claims(credential: dict[str, Any]) -> dict[str, Any]:
     if "validUntil" in credential:
         claims["exp"] = _epoch(credential["validUntil"])
     return claims
+
+
+# Our credentials name only contexts this service ships: canonicalising them fetches nothing.
+# Long-lived, so that the contexts are processed once per process.
+CONTEXTS = ContextLoader()
+
+
+def secure(
+    credential: dict[str, Any], *, signer: IssuerSigner, created: datetime
+) -> tuple[dict[str, Any], str]:
+    """(the credential as issued, its VC-JWT): single and bulk issuance both secure this way.
+
+    An issuer with Data Integrity gets an eddsa-rdfc-2022 proof made first; the VC-JWT then
+    secures the credential that includes it (OB 3.0 §8.3: one credential, both proofs)."""
+    if signer.proof is not None:
+        credential = data_integrity.add_proof(
+            credential,
+            key=signer.proof.key,
+            verification_method=signer.proof.verification_method,
+            created=created,
+            loader=CONTEXTS,
+        )
+    token = jose.sign(
+        jwt_claims(credential), key=signer.key, algorithm=signer.algorithm, kid=signer.kid
+    )
+    return credential, token
 
 
 @lru_cache(maxsize=1024)

@@ -22,7 +22,6 @@ from sqlalchemy.orm import Session
 from app.achievements import service as achievements_service
 from app.audit import service as audit_service
 from app.audit.models import AuditEventType
-from app.core import jose
 from app.core.config import Settings
 from app.core.db import bulk_insert, insert_ignoring_conflicts, utcnow
 from app.core.keys import KeyStore
@@ -209,7 +208,7 @@ def _sign_and_store(
     profile = issuers_service.profile_document(settings, issuer)
     awarded = issued_at.replace(microsecond=0)
     entry = _status_entries(settings, issuer.slug)
-    sign = partial(jose.sign, key=signer.key, algorithm=signer.algorithm, kid=signer.kid)
+    secure = partial(builder.secure, signer=signer, created=awarded)
     rows: list[dict[str, Any]] = []
     by_id: dict[uuid.UUID, BulkRequest] = {}
     for n, (request, achievement_id, valid_from, valid_until) in enumerate(todo):
@@ -228,7 +227,7 @@ def _sign_and_store(
             evidence=request.data.get("evidence") or None,
             credential_status=status,
         )
-        token = sign(builder.jwt_claims(credential))
+        _credential, token = secure(credential)
         by_id[credential_id] = request
         rows.append(
             {

@@ -148,9 +148,7 @@ def issue_credential(
         # issuers that offer suspension get both, as the array VCDM 2.0 allows.
         credential_status=entries[0] if len(entries) == 1 else entries,
     )
-    token = jose.sign(
-        builder.jwt_claims(credential), key=signer.key, algorithm=signer.algorithm, kid=signer.kid
-    )
+    credential, token = builder.secure(credential, signer=signer, created=now)
     record = Credential(
         id=credential_id,
         issuer_id=issuer.id,
@@ -189,7 +187,8 @@ def issue_credential(
         issuer_id=issuer.id,
         event_type=AuditEventType.credential_issued,
         subject=credential["id"],
-        data={"achievement": str(achievement.id), "kid": signer.kid},
+        data={"achievement": str(achievement.id), "kid": signer.kid}
+        | ({"verificationMethod": signer.proof.verification_method} if signer.proof else {}),
     )
     webhooks_service.enqueue(
         session,

@@ -7,7 +7,16 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, String, Text, UniqueConstraint, Uuid
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base, UTCDateTime, utcnow
@@ -17,6 +26,13 @@ class KeyStatus(StrEnum):
     active = "active"
     retired = "retired"
     compromised = "compromised"
+
+
+class KeyPurpose(StrEnum):
+    """What a key signs: VC-JWTs, or the issuer's embedded Data Integrity proofs."""
+
+    jwt = "jwt"
+    data_integrity = "data_integrity"  # Ed25519, eddsa-rdfc-2022, a Multikey method
 
 
 class Issuer(Base):
@@ -31,6 +47,8 @@ class Issuer(Base):
     image: Mapped[str | None] = mapped_column(String(2048))
     algorithm: Mapped[str] = mapped_column(String(16))
     suspension: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Credentials carry an eddsa-rdfc-2022 proof (made first) besides their VC-JWT.
+    data_integrity: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # LinkedIn "add to profile" pre-fills the organisation by id when the issuer has one.
     linkedin_organization_id: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -49,6 +67,9 @@ class SigningKey(Base):
     algorithm: Mapped[str] = mapped_column(String(16))
     public_jwk: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[KeyStatus] = mapped_column(String(16), default=KeyStatus.active)
+    purpose: Mapped[KeyPurpose] = mapped_column(
+        String(16), default=KeyPurpose.jwt, server_default=KeyPurpose.jwt.value
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     compromised_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.issuers.models import ApiKey, Issuer, KeyStatus, SigningKey
+from app.issuers.models import ApiKey, Issuer, KeyPurpose, KeyStatus, SigningKey
 
 
 def get_by_slug(session: Session, slug: str) -> Issuer | None:
@@ -41,10 +41,16 @@ def keys_of_many(session: Session, issuer_ids: Sequence[uuid.UUID]) -> Sequence[
     ).all()
 
 
-def active_key(session: Session, issuer_id: uuid.UUID) -> SigningKey | None:
+def active_key(
+    session: Session, issuer_id: uuid.UUID, purpose: KeyPurpose = KeyPurpose.jwt
+) -> SigningKey | None:
     return session.scalars(
         select(SigningKey)
-        .where(SigningKey.issuer_id == issuer_id, SigningKey.status == KeyStatus.active)
+        .where(
+            SigningKey.issuer_id == issuer_id,
+            SigningKey.status == KeyStatus.active,
+            SigningKey.purpose == purpose,
+        )
         .order_by(SigningKey.created_at.desc())
         .limit(1)
     ).first()
@@ -76,10 +82,16 @@ def api_key(session: Session, issuer_id: uuid.UUID, key_id: uuid.UUID) -> ApiKey
     ).one_or_none()
 
 
-def active_keys(session: Session, issuer_id: uuid.UUID) -> Sequence[SigningKey]:
+def active_keys(
+    session: Session, issuer_id: uuid.UUID, purpose: KeyPurpose = KeyPurpose.jwt
+) -> Sequence[SigningKey]:
     return session.scalars(
         select(SigningKey)
-        .where(SigningKey.issuer_id == issuer_id, SigningKey.status == KeyStatus.active)
+        .where(
+            SigningKey.issuer_id == issuer_id,
+            SigningKey.status == KeyStatus.active,
+            SigningKey.purpose == purpose,
+        )
         .order_by(SigningKey.created_at)
         # Read under the issuer's lifecycle lock: the values now, not the identity map's.
         .execution_options(populate_existing=True)

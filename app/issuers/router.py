@@ -13,7 +13,7 @@ from app.core.deps import AdminDep, ContextDep, ReadSessionDep, SessionDep, Sett
 from app.core.standards import OB3_CONTEXT, VC2_CONTEXT
 from app.core.web import negotiated, render, wants_html
 from app.issuers import repository, service
-from app.issuers.models import Issuer, SigningKey
+from app.issuers.models import Issuer, KeyPurpose, SigningKey
 from app.issuers.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -49,7 +49,7 @@ def create_issuer(
     """Create an issuer with a signing key and a first API key (shown once)."""
     issuer, key, api_key, secret = service.create_issuer(session, keystore=ctx.keystore, data=data)
     return IssuerCreated(
-        issuer=issuer_read(ctx.settings, issuer, [key]),
+        issuer=issuer_read(ctx.settings, issuer, list(repository.keys_of(session, issuer.id))),
         api_key=ApiKeyCreated(**ApiKeyRead.model_validate(api_key).model_dump(), key=secret),
         warnings=service.algorithm_warnings(key.algorithm),
     )
@@ -72,13 +72,13 @@ def get_issuer(
 
 @api.patch("/{slug}", response_model=IssuerRead)
 def update_issuer(
-    slug: str, data: IssuerUpdate, _admin: AdminDep, session: SessionDep, settings: SettingsDep
+    slug: str, data: IssuerUpdate, _admin: AdminDep, session: SessionDep, ctx: ContextDep
 ) -> IssuerRead:
-    """Change an issuer's settings (its LinkedIn organization id)."""
+    """Change an issuer's settings (its LinkedIn organization id, Data Integrity proofs)."""
     issuer = service.update_issuer(
-        session, issuer=service.get_issuer(session, slug=slug), data=data
+        session, keystore=ctx.keystore, issuer=service.get_issuer(session, slug=slug), data=data
     )
-    return issuer_read(settings, issuer, list(repository.keys_of(session, issuer.id)))
+    return issuer_read(ctx.settings, issuer, list(repository.keys_of(session, issuer.id)))
 
 
 @api.get("/{slug}/api-keys", response_model=list[ApiKeyRead])
@@ -124,12 +124,15 @@ def rotate_signing_key(
     """Rotate: a new key signs from now on; the previous one is retired and stays published."""
     issuer = service.get_issuer(session, slug=slug)
     key = service.rotate_key(
-        session, keystore=ctx.keystore, issuer=issuer, algorithm=data.algorithm if data else None
+        session,
+        keystore=ctx.keystore,
+        issuer=issuer,
+        algorithm=data.algorithm if data else None,
+        purpose=data.purpose if data else KeyPurpose.jwt,
     )
     read = signing_key_read(ctx.settings.issuer_did(issuer.slug), key)
-    return SigningKeyRotated(
-        **read.model_dump(), warnings=service.algorithm_warnings(key.algorithm)
-    )
+    warnings = service.algorithm_warnings(key.algorithm) if key.purpose == KeyPurpose.jwt else []
+    return SigningKeyRotated(**read.model_dump(), warnings=warnings)
 
 
 @api.post("/{slug}/keys/{key_id}/retire", response_model=SigningKeyRead)

@@ -13,11 +13,13 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StringConstraints,
 )
 
 from app.core.email import Email
 from app.core.keys import SigningAlgorithm
+from app.issuers.models import KeyPurpose
 
 if TYPE_CHECKING:
     from app.core.config import Settings
@@ -31,6 +33,11 @@ LinkedInOrganizationId = Annotated[
 LINKEDIN_ID_HELP = (
     "The issuer's LinkedIn organization id (digits, from its company page's admin URL): "
     "LinkedIn's add-to-profile form then links the certification to the organisation."
+)
+DATA_INTEGRITY_HELP = (
+    "Add an embedded Data Integrity proof (eddsa-rdfc-2022, an Ed25519 key published as a "
+    "Multikey in the DID document) to every credential, besides its VC-JWT: what wallets and "
+    "verifiers of the Digital Credentials Consortium read."
 )
 
 
@@ -53,6 +60,7 @@ class IssuerCreate(BaseModel):
     linkedin_organization_id: LinkedInOrganizationId | None = Field(
         default=None, description=LINKEDIN_ID_HELP
     )
+    data_integrity: StrictBool = Field(default=False, description=DATA_INTEGRITY_HELP)
 
 
 class IssuerUpdate(BaseModel):
@@ -62,6 +70,11 @@ class IssuerUpdate(BaseModel):
 
     linkedin_organization_id: LinkedInOrganizationId | None = Field(
         default=None, description=LINKEDIN_ID_HELP + " `null` removes it."
+    )
+    data_integrity: StrictBool | None = Field(
+        default=None,
+        description=DATA_INTEGRITY_HELP
+        + " `false` stops adding proofs; the keys stay published, so what they signed verifies.",
     )
 
 
@@ -73,6 +86,7 @@ class SigningKeyRead(BaseModel):
         description="The kid's fragment (RFC 7638 thumbprint); names the key in the API."
     )
     algorithm: str
+    purpose: str = Field(default="jwt", description="`jwt` or `data_integrity`.")
     status: str
     created_at: datetime
     retired_at: datetime | None = None
@@ -84,6 +98,7 @@ class SigningKeyRead(BaseModel):
             kid=f"{did}#{key.key_id}",
             key_id=key.key_id,
             algorithm=key.algorithm,
+            purpose=key.purpose,
             status=key.status,
             created_at=key.created_at,
             retired_at=key.retired_at,
@@ -108,6 +123,10 @@ class KeyRotate(BaseModel):
     algorithm: SigningAlgorithm | None = Field(
         default=None, description="The new key's algorithm; the issuer's current one by default."
     )
+    purpose: KeyPurpose = Field(
+        default=KeyPurpose.jwt,
+        description="Which key to rotate: the VC-JWT key, or the Data Integrity key (Ed25519).",
+    )
 
 
 class KeyCompromise(BaseModel):
@@ -128,6 +147,7 @@ class IssuerRead(BaseModel):
     image: str | None
     algorithm: str
     suspension: bool
+    data_integrity: bool = False
     linkedin_organization_id: str | None
     profile_url: str
     did_document_url: str
@@ -150,6 +170,7 @@ class IssuerRead(BaseModel):
             image=issuer.image,
             algorithm=issuer.algorithm,
             suspension=issuer.suspension,
+            data_integrity=issuer.data_integrity,
             linkedin_organization_id=issuer.linkedin_organization_id,
             profile_url=settings.url(f"/issuers/{issuer.slug}"),
             did_document_url=settings.url(f"/issuers/{issuer.slug}/did.json"),

@@ -10,11 +10,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit
 from app.audit.models import AuditEventType
+from app.core import multikey
 from app.core.config import Settings
 from app.core.db import utcnow
 from app.core.errors import AppError, Conflict, NotFound, Unprocessable
@@ -25,10 +27,11 @@ from app.core.keys import (
     generate_private_key,
     jwk_thumbprint,
     public_jwk,
+    public_key_from_jwk,
 )
 from app.core.security import hash_secret, new_api_key
 from app.issuers import repository
-from app.issuers.models import ApiKey, Issuer, KeyStatus, SigningKey
+from app.issuers.models import ApiKey, Issuer, KeyPurpose, KeyStatus, SigningKey
 from app.issuers.schemas import ApiKeyCreate, IssuerCreate, IssuerUpdate
 
 
@@ -49,15 +52,31 @@ class LastActiveKey(Conflict):
 
 
 @dataclass(frozen=True)
+class ProofSigner:
+    """The issuer's Data Integrity key: its verification method and the Ed25519 private key."""
+
+    verification_method: str
+    key: ed25519.Ed25519PrivateKey
+
+
+@dataclass(frozen=True)
 class IssuerSigner:
-    """What issuance needs to sign for an issuer: its did, the key and the header kid."""
+    """What issuance needs to sign for an issuer: its did, the key and the header kid, and
+    the Data Integrity key when the issuer adds embedded proofs."""
 
     did: str
     kid: str
     algorithm: SigningAlgorithm
     key: PrivateKey
     signing_key_id: uuid.UUID
+    proof: ProofSigner | None = None
 
+
+class NoDataIntegrityKey(AppError):
+    status_code = 409
+
+
+MULTIKEY_CONTEXT = "https://w3id.org/security/multikey/v1"
 
 # The 1EdTech Open Badges 3.0 validator verifies VC-JWTs signed with ES256 or RS256 only.
 _EDDSA_WARNING = (
@@ -93,9 +112,18 @@ def _free_slug(session: Session, wanted: str | None, name: str) -> str:
 
 
 def add_signing_key(
-    session: Session, *, keystore: KeyStore, issuer: Issuer, algorithm: SigningAlgorithm
+    session: Session,
+    *,
+    keystore: KeyStore,
+    issuer: Issuer,
+    algorithm: SigningAlgorithm,
+    purpose: KeyPurpose = KeyPurpose.jwt,
 ) -> SigningKey:
-    """Generate a key, write the private half to the key store and record the public half."""
+    """Generate a key, write the private half to the key store and record the public half.
+
+    A Data Integrity key is always Ed25519 (eddsa-rdfc-2022)."""
+    if purpose is KeyPurpose.data_integrity:
+        algorithm = SigningAlgorithm.EdDSA
     private = generate_private_key(algorithm)
     jwk = public_jwk(private.public_key())
     record = SigningKey(
@@ -105,6 +133,7 @@ def add_signing_key(
         algorithm=algorithm.value,
         public_jwk=jwk,
         status=KeyStatus.active,
+        purpose=purpose,
         created_at=utcnow(),
     )
     keystore.save(str(record.id), private)
@@ -151,6 +180,7 @@ def create_issuer(
         image=str(data.image) if data.image else None,
         algorithm=data.algorithm.value,
         suspension=data.suspension,
+        data_integrity=data.data_integrity,
         linkedin_organization_id=data.linkedin_organization_id,
         created_at=utcnow(),
     )
@@ -178,6 +208,8 @@ def create_issuer(
             "key_id": key.key_id,
         },
     )
+    if data.data_integrity:
+        _add_proof_key(session, keystore=keystore, issuer=issuer)
     api_key, secret = create_api_key(session, issuer=issuer)
     return issuer, key, api_key, secret
 
@@ -191,6 +223,30 @@ def list_issuers(session: Session) -> list[tuple[Issuer, list[SigningKey]]]:
     return [(i, keys.get(i.id, [])) for i in issuers]
 
 
+def _add_proof_key(session: Session, *, keystore: KeyStore, issuer: Issuer) -> SigningKey:
+    """The issuer's first (or a new) Data Integrity key, recorded in the audit trail."""
+    key = add_signing_key(
+        session,
+        keystore=keystore,
+        issuer=issuer,
+        algorithm=SigningAlgorithm.EdDSA,
+        purpose=KeyPurpose.data_integrity,
+    )
+    audit.append(
+        session,
+        issuer_id=issuer.id,
+        event_type=AuditEventType.key_rotated,
+        subject=key.key_id,
+        data={
+            "key_id": key.key_id,
+            "algorithm": key.algorithm,
+            "purpose": key.purpose,
+            "retired": [],
+        },
+    )
+    return key
+
+
 def get_issuer(session: Session, *, slug: str) -> Issuer:
     issuer = repository.get_by_slug(session, slug)
     if issuer is None:
@@ -198,11 +254,23 @@ def get_issuer(session: Session, *, slug: str) -> Issuer:
     return issuer
 
 
-def update_issuer(session: Session, *, issuer: Issuer, data: IssuerUpdate) -> Issuer:
-    """Apply the fields present in the request (`exclude_unset`: absent means unchanged)."""
+def update_issuer(
+    session: Session, *, keystore: KeyStore, issuer: Issuer, data: IssuerUpdate
+) -> Issuer:
+    """Apply the fields present in the request (`exclude_unset`: absent means unchanged).
+
+    Turning Data Integrity on gives the issuer an Ed25519 key if it has no active one; turning
+    it off stops adding proofs (its keys stay published: what they signed keeps verifying)."""
     changes = data.model_dump(exclude_unset=True)
     if "linkedin_organization_id" in changes:
         issuer.linkedin_organization_id = data.linkedin_organization_id
+    if changes.get("data_integrity") is not None:
+        audit.lock_chain(session, issuer.id)
+        issuer.data_integrity = bool(data.data_integrity)
+        if issuer.data_integrity and (
+            repository.active_key(session, issuer.id, KeyPurpose.data_integrity) is None
+        ):
+            _add_proof_key(session, keystore=keystore, issuer=issuer)
     session.flush()
     return issuer
 
@@ -250,12 +318,24 @@ def signer_for(
     if key is None:
         raise NoActiveKey(f"Issuer {issuer.slug!r} has no active signing key.")
     did = settings.issuer_did(issuer.slug)
+    proof = None
+    if issuer.data_integrity:
+        proof_key = repository.active_key(session, issuer.id, KeyPurpose.data_integrity)
+        if proof_key is None:
+            raise NoDataIntegrityKey(
+                f"Issuer {issuer.slug!r} adds Data Integrity proofs and has no active Data Integrity key."
+            )
+        private = keystore.load(str(proof_key.id))
+        if not isinstance(private, ed25519.Ed25519PrivateKey):  # pragma: no cover - we make them
+            raise NoDataIntegrityKey(f"The Data Integrity key of {issuer.slug!r} is not Ed25519.")
+        proof = ProofSigner(verification_method=f"{did}#{proof_key.key_id}", key=private)
     return IssuerSigner(
         did=did,
         kid=f"{did}#{key.key_id}",
         algorithm=SigningAlgorithm(key.algorithm),
         key=keystore.load(str(key.id)),
         signing_key_id=key.id,
+        proof=proof,
     )
 
 
@@ -272,22 +352,30 @@ def rotate_key(
     keystore: KeyStore,
     issuer: Issuer,
     algorithm: SigningAlgorithm | None = None,
+    purpose: KeyPurpose = KeyPurpose.jwt,
 ) -> SigningKey:
-    """A new key signs from now on; the previously active keys are retired.
+    """A new key signs from now on; the previously active keys (of that purpose) are retired.
 
     Retired keys stay in the DID document and JWKS (after the new one), so every credential
     they signed still verifies. The algorithm defaults to the issuer's current one; another
-    becomes the issuer's.
+    becomes the issuer's. A Data Integrity key is always Ed25519.
     """
     audit.lock_chain(session, issuer.id)  # one lifecycle change of this issuer at a time
+    if purpose is KeyPurpose.data_integrity:
+        if algorithm not in (None, SigningAlgorithm.EdDSA):
+            raise Unprocessable("A Data Integrity key is an Ed25519 key (eddsa-rdfc-2022).")
+        algorithm = SigningAlgorithm.EdDSA
     algorithm = algorithm or SigningAlgorithm(issuer.algorithm)
-    previous = repository.active_keys(session, issuer.id)
-    key = add_signing_key(session, keystore=keystore, issuer=issuer, algorithm=algorithm)
+    previous = repository.active_keys(session, issuer.id, purpose)
+    key = add_signing_key(
+        session, keystore=keystore, issuer=issuer, algorithm=algorithm, purpose=purpose
+    )
     now = utcnow()
     for old in previous:
         old.status = KeyStatus.retired
         old.retired_at = now
-    issuer.algorithm = algorithm.value
+    if purpose is KeyPurpose.jwt:
+        issuer.algorithm = algorithm.value
     session.flush()
     audit.append(
         session,
@@ -297,6 +385,7 @@ def rotate_key(
         data={
             "key_id": key.key_id,
             "algorithm": key.algorithm,
+            "purpose": key.purpose,
             "retired": [old.key_id for old in previous],
         },
     )
@@ -309,8 +398,14 @@ def _key_to_take_out(session: Session, issuer: Issuer, key_id: str, action: str)
     key = repository.key_by_kid(session, issuer.id, key_id)
     if key is None:
         raise SigningKeyNotFound(f"Issuer {issuer.slug!r} has no signing key {key_id!r}.")
-    if key.status == KeyStatus.active and not any(
-        other.id != key.id for other in repository.active_keys(session, issuer.id)
+    purpose = KeyPurpose(key.purpose)
+    needed = purpose is KeyPurpose.jwt or issuer.data_integrity
+    if (
+        needed
+        and key.status == KeyStatus.active
+        and not any(
+            other.id != key.id for other in repository.active_keys(session, issuer.id, purpose)
+        )
     ):
         raise LastActiveKey(
             f"{key_id} is the only active signing key of {issuer.slug!r}: rotate first "
@@ -407,11 +502,14 @@ def published_keys(keys: Sequence[SigningKey]) -> list[SigningKey]:
     everywhere with "no such key"; our own verifier reads the register and names the compromise.
     Retired keys stay, so what they signed keeps verifying. The active key comes first, then the
     retired ones newest first: verifiers that try the first key (openbadgeslib checks status lists
-    with it) use the one that signs now.
+    with it) use the one that signs now. Data Integrity keys (Multikeys) come after the JWT keys.
     """
     live = [k for k in keys if k.status != KeyStatus.compromised]
     live.sort(key=lambda k: k.created_at, reverse=True)
-    live.sort(key=lambda k: k.status != KeyStatus.active)  # stable: newest first within each
+    # Stable sorts: JWT keys before Data Integrity keys (the first key is the JWT key that signs
+    # now), active before retired, newest first within each.
+    live.sort(key=lambda k: k.status != KeyStatus.active)
+    live.sort(key=lambda k: k.purpose == KeyPurpose.data_integrity)
     return live
 
 
@@ -425,20 +523,12 @@ def did_document(settings: Settings, issuer: Issuer, keys: Sequence[SigningKey])
     Every listed key is also an assertion method: retired keys still vouch for what they signed.
     """
     did = settings.issuer_did(issuer.slug)
-    methods = [
-        {
-            "id": f"{did}#{k.key_id}",
-            "type": "JsonWebKey2020",
-            "controller": did,
-            "publicKeyJwk": _public_jwk_with_kid(did, k),
-        }
-        for k in published_keys(keys)
-    ]
+    methods = [_verification_method(did, k) for k in published_keys(keys)]
+    contexts = ["https://www.w3.org/ns/did/v1", "https://w3id.org/security/suites/jws-2020/v1"]
+    if any(m["type"] == "Multikey" for m in methods):
+        contexts.append(MULTIKEY_CONTEXT)
     return {
-        "@context": [
-            "https://www.w3.org/ns/did/v1",
-            "https://w3id.org/security/suites/jws-2020/v1",
-        ],
+        "@context": contexts,
         "id": did,
         "alsoKnownAs": [settings.url(f"/issuers/{issuer.slug}")],
         "verificationMethod": methods,
@@ -446,7 +536,28 @@ def did_document(settings: Settings, issuer: Issuer, keys: Sequence[SigningKey])
     }
 
 
+def _verification_method(did: str, key: SigningKey) -> dict[str, Any]:
+    """A JWT key as a JsonWebKey2020 method; a Data Integrity key as a Multikey (what the
+    eddsa-rdfc-2022 verifiers of Digital Bazaar and the DCC read)."""
+    ident = f"{did}#{key.key_id}"
+    if key.purpose == KeyPurpose.data_integrity:
+        return {
+            "id": ident,
+            "type": "Multikey",
+            "controller": did,
+            "publicKeyMultibase": multikey.encode_public_key(public_key_from_jwk(key.public_jwk)),
+        }
+    return {
+        "id": ident,
+        "type": "JsonWebKey2020",
+        "controller": did,
+        "publicKeyJwk": _public_jwk_with_kid(did, key),
+    }
+
+
 def jwks_document(settings: Settings, issuer: Issuer, keys: Sequence[SigningKey]) -> dict[str, Any]:
-    """The keys of the DID document, in its order, as a JWKS (no compromised key)."""
+    """The keys of the DID document, in its order, as a JWKS (no compromised key). A Data
+    Integrity key is there too (as the JWK of its Ed25519 key), so that the JWKS stays "the
+    same keys" as the DID document; the DID document gives it as a Multikey."""
     did = settings.issuer_did(issuer.slug)
     return {"keys": [_public_jwk_with_kid(did, k) for k in published_keys(keys)]}

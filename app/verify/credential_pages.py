@@ -157,6 +157,9 @@ def oembed(
     )
 
 
+VC_TYPE = "application/vc"
+
+
 @public.get(
     "/credentials/{credential_id}",
     response_model=None,
@@ -165,9 +168,10 @@ def oembed(
             "content": {
                 "text/html": {},
                 "application/ld+json": {},
+                "application/vc": {},
                 "application/vc+jwt": {"schema": {"type": "string"}},
             },
-            "description": "The verification page, the credential JSON or the compact JWT, by Accept.",
+            "description": "The verification page, the credential JSON (application/json: without an embedded proof; application/ld+json or application/vc: with it) or the compact JWT, by Accept.",
         }
     },
 )
@@ -177,7 +181,8 @@ def credential_page(
     session: ReadSessionDep,
     ctx: ContextDep,
     format: Annotated[
-        Literal["html", "json", "jwt"] | None, Query(description="Overrides Accept.")
+        Literal["html", "json", "vc", "jwt"] | None,
+        Query(description="Overrides Accept (`vc`: the JSON-LD credential with its proof)."),
     ] = None,
 ) -> Response:
     """The credential's public URL: a verification page for browsers, JSON or JWT by Accept."""
@@ -186,22 +191,30 @@ def credential_page(
     except ValueError:
         raise NotFound(f"No credential {credential_id}.") from None
     record = credentials_service.get_credential(session, credential_id=record_id)
+    wanted = preferred(request, ("text/html", *JSON_TYPES, VC_TYPE, *JWT_TYPES), "text/html")
     chosen = (
         format
         or {
             "text/html": "html",
             "application/json": "json",
-            "application/ld+json": "json",
+            "application/ld+json": "vc",
+            VC_TYPE: "vc",
             "application/vc+jwt": "jwt",
             "application/jwt": "jwt",
-        }[preferred(request, ("text/html", *JSON_TYPES, *JWT_TYPES), "text/html")]
+        }[wanted]
     )
     if chosen == "jwt":
         return negotiated(PlainTextResponse(record.jwt, media_type="application/vc+jwt"))
-    if chosen == "json":
+    if chosen in {"json", "vc"}:
+        credential = credentials_service.credential_json(record)
+        if chosen == "json":
+            # As before Data Integrity: the credential the VC-JWT secures, without the
+            # embedded proof (JSON-LD clients ask for application/ld+json or application/vc).
+            credential.pop("proof", None)
         return negotiated(
             JSONResponse(
-                credentials_service.credential_json(record), media_type="application/ld+json"
+                credential,
+                media_type=VC_TYPE if wanted == VC_TYPE and not format else "application/ld+json",
             )
         )
     verification = Verifier.from_context(ctx, session).verify_jwt(record.jwt)

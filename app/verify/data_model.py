@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from rfc3986_validator import validate_rfc3986  # type: ignore[import-untyped]  # no type information
 
+from app.core import data_integrity as di
 from app.core.jsonld import (
     MAX_DEPTH,
     ContextLoader,
@@ -210,7 +211,9 @@ def _outcome(
     unavailable = None
     if check_jsonld and isinstance(credential, dict):
         try:
-            problems = term_problems(strip_jwt_claims(credential), loader=loader)
+            problems = term_problems(
+                _without_foreign_proofs(strip_jwt_claims(credential)), loader=loader
+            )
         except ContextUnavailable as exc:
             unavailable = str(exc)
         else:
@@ -242,6 +245,26 @@ def _outcome(
         CheckResult.pass_,
         f"Conforms to the {name} data model; every property and type is defined by the credential's contexts.",
     )
+
+
+def _without_foreign_proofs(credential: dict[str, Any]) -> dict[str, Any]:
+    """The credential without the proofs of types this verifier does not check.
+
+    Their vocabulary is their own suite's (which may not be among the contexts): the `signature`
+    check reports them as not checked, and an unknown proof must not make the credential look
+    malformed. The proofs of the suites we check stay, and must be defined."""
+    proofs = credential.get("proof")
+    if proofs is None:
+        return credential
+    kept = [p for p in (proofs if isinstance(proofs, list) else [proofs]) if _checked_suite(p)]
+    rest = {k: v for k, v in credential.items() if k != "proof"}
+    if not kept:
+        return rest
+    return {**rest, "proof": kept if isinstance(proofs, list) else kept[0]}
+
+
+def _checked_suite(proof: Any) -> bool:
+    return di.suite_of(proof) in di.SUPPORTED
 
 
 def _outcome_key(

@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-import base58
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from app.core import multikey
 from app.core.keys import (
     PublicKey,
     UnsupportedKey,
@@ -66,38 +65,27 @@ class TrustedKey:
     controller: str | None = None
 
 
-# Multicodec prefixes (unsigned varints) of the public key types did:key carries.
-_ED25519_PUB = b"\xed\x01"
-_P256_PUB = b"\x80\x24"
-_P384_PUB = b"\x81\x24"
-
-
 def did_key_public_key(did: str) -> PublicKey:
-    """The public key inside a did:key identifier (Ed25519, P-256, P-384)."""
-    ident = did.split("#", 1)[0]
+    """The public key inside a did:key identifier (Ed25519, P-256, P-384).
+
+    A DID URL's fragment must be the key itself (`did:key:z6Mk…#z6Mk…`), as the did:key method
+    writes the one verification method it has: any other fragment names no key."""
+    ident, _, fragment = did.partition("#")
     if not ident.startswith("did:key:z"):
         raise KeyNotFound("did:key identifiers must be multibase base58btc ('z…')")
+    if fragment and fragment != ident[len("did:key:") :]:
+        raise KeyNotFound(f"{ident} has one verification method, #{ident[len('did:key:') :]}")
     return multikey_public_key(ident[len("did:key:") :], "the did:key")
 
 
 def multikey_public_key(multibase: str, what: str = "the publicKeyMultibase") -> PublicKey:
     """A Multikey public key ('z' + base58btc(multicodec prefix || key)): Ed25519, P-256, P-384."""
-    if not multibase.startswith("z"):
-        raise KeyNotFound(f"{what} must be multibase base58btc ('z…')")
     try:
-        raw = base58.b58decode(multibase[1:])
-    except ValueError as exc:
-        raise KeyNotFound(f"{what} is not valid base58btc") from exc
-    try:
-        if raw.startswith(_ED25519_PUB) and len(raw) == 34:
-            return ed25519.Ed25519PublicKey.from_public_bytes(raw[2:])
-        if raw.startswith(_P256_PUB):
-            return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), raw[2:])
-        if raw.startswith(_P384_PUB):
-            return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP384R1(), raw[2:])
-    except ValueError as exc:
-        raise KeyNotFound(f"{what} holds a malformed key: {exc}") from exc
-    raise KeyUnresolvable(f"{what} holds a key type this verifier does not support")
+        return multikey.decode_public_key(multibase)
+    except multikey.UnsupportedMultikey as exc:
+        raise KeyUnresolvable(f"{what} {exc}") from exc
+    except multikey.MalformedMultikey as exc:
+        raise KeyNotFound(f"{what} {exc}") from exc
 
 
 def did_jwk_public_key(did: str) -> PublicKey:

@@ -153,35 +153,48 @@ def _did_web_key(fetcher: Fetcher, kid: str) -> ResolvedKey:
     except RemoteFetchError as exc:
         raise KeyUnresolvable(f"the DID document of {did} could not be read: {exc}") from exc
 
+    wanted = kid if fragment else None
+    return ResolvedKey(
+        _assertion_key(document, did, wanted, what=did),
+        did,
+        f"the DID document at {url}",
+        KeyKind.did_web,
+    )
+
+
+def _assertion_key(
+    document: dict[str, Any], base: str, wanted: str | None, *, what: str
+) -> PublicKey:
+    """The key of verification method `wanted` (None: the one assertion method) of a DID or
+    controller document whose id is `base`, which must list it under `assertionMethod`."""
     methods: dict[str, dict[str, Any]] = {}
     assertion: list[str] = []
     for method in _as_list(document.get("verificationMethod")):
         if isinstance(method, dict) and isinstance(method.get("id"), str):
-            methods.setdefault(_absolute(did, method["id"]), method)
+            methods.setdefault(_absolute(base, method["id"]), method)
     for entry in _as_list(document.get("assertionMethod")):
         if isinstance(entry, str):
-            assertion.append(_absolute(did, entry))
+            assertion.append(_absolute(base, entry))
         elif isinstance(entry, dict) and isinstance(entry.get("id"), str):
-            ident = _absolute(did, entry["id"])
+            ident = _absolute(base, entry["id"])
             assertion.append(ident)
             methods.setdefault(ident, entry)  # an embedded verification method
 
-    if fragment:
-        wanted = kid
-    elif len(set(assertion)) == 1:
+    if wanted is None:
+        if len(set(assertion)) != 1:
+            raise KeyNotFound(f"{base} names no key (no #fragment), and {what} has several or none")
         wanted = assertion[0]  # a bare DID as kid: its one assertion key
-    else:
-        raise KeyNotFound(f"{kid} names no key (no #fragment), and {did} has several or none")
     method = methods.get(wanted)
     if method is None:
-        raise KeyNotFound(f"the DID document of {did} has no verification method {wanted}")
+        raise KeyNotFound(f"the document of {what} has no verification method {wanted}")
     if wanted not in assertion:
         raise KeyNotFound(
-            f"{wanted} is not an assertionMethod of {did}: the DID does not let it sign credentials"
+            f"{wanted} is not an assertionMethod of {what}: it is not allowed to sign credentials"
         )
-    return ResolvedKey(
-        _method_key(method, wanted), did, f"the DID document at {url}", KeyKind.did_web
-    )
+    controller = method.get("controller")
+    if controller is not None and controller != base:
+        raise KeyNotFound(f"{wanted} is controlled by {controller!r}, not by {base}")
+    return _method_key(method, wanted)
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -246,6 +259,15 @@ def _https_key(fetcher: Fetcher, kid: str, issuer_id: str) -> ResolvedKey:
         if len(matches) > 1:
             raise KeyNotFound(f"the JWKS at {url} has several keys {fragment or kid}")
         jwk = matches[0]
+    elif isinstance(document, dict) and (
+        "verificationMethod" in document or "assertionMethod" in document
+    ):
+        # A controller document (W3C Controlled Identifiers; what Data Integrity proofs name).
+        if document.get("id") != url:
+            raise KeyNotFound(f"the document at {url} is the document of {document.get('id')!r}")
+        controller = issuer_id if _same_https_origin(issuer_id, kid) else None
+        key = _assertion_key(document, url, kid if fragment else None, what=url)
+        return ResolvedKey(key, controller, f"the controller document at {url}", KeyKind.https)
     elif isinstance(document, dict) and "kty" in document:
         if fragment and document.get("kid") not in {None, fragment, kid}:
             raise KeyNotFound(f"the JWK at {url} is {document.get('kid')!r}, not {fragment}")

@@ -44,7 +44,8 @@ from app.verify.envelope import (
     strip_jwt_claims,
     text_or_none,
 )
-from app.verify.keys import TrustedKey
+from app.verify.keys import ResolvedKey, TrustedKey
+from app.verify.proofs import check_proofs
 from app.verify.record import own_record_id, read_record, record_outcome
 from app.verify.remote import Fetcher
 from app.verify.schema import cached_outcome, schema_outcome
@@ -175,15 +176,19 @@ class Verifier:
         record = read_record(self.session, own_record_id(self.settings, credential.get("id")))
         if record is not None:
             v = self.verify_jwt(record.jwt)
-            if v.credential is not None and strip_jwt_claims(v.credential) != strip_jwt_claims(
-                credential
-            ):
+            signed = strip_jwt_claims(v.credential) if v.credential is not None else None
+            if signed is not None and "proof" not in credential:
+                # Our credential URL serves application/json without the embedded proof.
+                signed.pop("proof", None)
+            if signed is not None and signed != strip_jwt_claims(credential):
                 v.replace(
                     CheckName.record,
                     CheckResult.fail,
                     "The JSON differs from the credential this service signed under that id.",
                 )
                 v.credential = credential
+            elif credential.get("proof") and v.result_of(CheckName.signature) == CheckResult.pass_:
+                self._check_our_embedded_proofs(v, credential)
             return v
         v = Verification(credential=credential)
         if not is_vc(credential):
@@ -194,30 +199,20 @@ class Verifier:
             )
             return _skip_rest(v)
         v.add(CheckName.format, CheckResult.pass_, "A Verifiable Credential in JSON.")
-        proof = credential.get("proof")
-        if not proof:
+        if not credential.get("proof"):
             v.add(
                 CheckName.signature,
                 CheckResult.fail,
                 "The credential carries no proof: unsecured JSON cannot be verified. Ask for the signed VC-JWT.",
             )
-        else:
-            kinds = {
-                p.get("cryptosuite") or p.get("type")
-                for p in (proof if isinstance(proof, list) else [proof])
-                if isinstance(p, dict)
-            }
             v.add(
-                CheckName.signature,
-                CheckResult.error,
-                f"Embedded Data Integrity proofs ({', '.join(sorted(str(k) for k in kinds))}) are not checked by this verifier; verify the VC-JWT form instead.",
+                CheckName.issuer,
+                CheckResult.skipped,
+                "No signature was checked, so no key was bound to the issuer.",
             )
-        v.add(
-            CheckName.issuer,
-            CheckResult.skipped,
-            "No signature was checked, so no key was bound to the issuer.",
-        )
-        self._add_trust(v, *unestablished("no signature was checked."))
+            self._add_trust(v, *unestablished("no signature was checked."))
+        else:
+            self._check_embedded_proofs(v, credential)
         self._check_validity(v, credential, {})
         v.add(CheckName.schema, *schema_outcome(credential))
         self._check_data_model(
@@ -342,18 +337,62 @@ class Verifier:
             CheckResult.pass_,
             f"The signing key belongs to the issuer {issuer_id}.",
         )
+        self._assess_trust(v, credential, resolved, issuer_id)
+        return lookup
+
+    def _assess_trust(
+        self, v: Verification, credential: dict[str, Any], key: ResolvedKey, issuer_id: str
+    ) -> None:
         issuer = credential.get("issuer")
         profile = issuer if isinstance(issuer, dict) else {}
         result, detail, summary = assess(
             self.session,
             self.settings,
-            key=resolved,
+            key=key,
             issuer_id=issuer_id,
             issuer_name=text_or_none(profile.get("name")),
             issuer_url=text_or_none(profile.get("url")),
         )
         self._add_trust(v, result, detail, summary)
-        return lookup
+
+    def _check_our_embedded_proofs(self, v: Verification, credential: dict[str, Any]) -> None:
+        """Our credential as JSON-LD: its VC-JWT verified, and its embedded proof too (a Data
+        Integrity key reported compromised makes it fail here as everywhere else)."""
+        outcome = check_proofs(
+            credential,
+            issuer_id=issuer_id_of(credential),
+            keys=self._keys,
+            local=LOCAL_CONTEXTS,
+            remote=LOCAL_CONTEXTS,
+            now=self.now or datetime.now(UTC),
+        )
+        result, detail = outcome.signature
+        index = next(i for i, c in enumerate(v.checks) if c.check == CheckName.signature)
+        jwt_check = v.checks[index]
+        if result is not CheckResult.pass_:
+            detail = f"The VC-JWT is valid, but not the embedded proof: {detail}"
+        else:
+            detail = f"{jwt_check.detail} {detail}"
+        # In place: the checks keep their order.
+        v.checks[index] = jwt_check.model_copy(update={"result": result, "detail": detail})
+
+    def _check_embedded_proofs(self, v: Verification, credential: dict[str, Any]) -> None:
+        """`signature`, `issuer` and `trust` of a credential secured by Data Integrity proofs."""
+        issuer_id = issuer_id_of(credential)
+        outcome = check_proofs(
+            credential,
+            issuer_id=issuer_id,
+            keys=self._keys,
+            local=LOCAL_CONTEXTS,
+            remote=self.contexts,
+            now=self.now or datetime.now(UTC),
+        )
+        v.add(CheckName.signature, *outcome.signature)
+        v.add(CheckName.issuer, *outcome.issuer)
+        if outcome.key is None or issuer_id is None:
+            self._add_trust(v, *unestablished("no proof of the issuer was verified."))
+            return
+        self._assess_trust(v, credential, outcome.key, issuer_id)
 
     def _check_validity(
         self, v: Verification, credential: dict[str, Any], payload: dict[str, Any]
