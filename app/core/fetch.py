@@ -24,7 +24,6 @@ It lives in `core` (it knows nothing of credentials) so that the app context can
 from __future__ import annotations
 
 import ipaddress
-import json
 import socket
 import ssl
 import threading
@@ -37,6 +36,7 @@ from typing import Any
 import certifi
 import httpx
 
+from app.core import text as client_text
 from app.core.config import Settings
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -181,7 +181,7 @@ class Fetcher:
             "application/ld+json;q=0.9, */*;q=0.1",
         )
         try:
-            return json.loads(body.decode("utf-8"))
+            return client_text.loads(body.decode("utf-8"))
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise RemoteFetchError(f"{url} did not return JSON") from exc
 

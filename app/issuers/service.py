@@ -20,6 +20,7 @@ from app.core.db import utcnow
 from app.core.errors import AppError, Conflict, NotFound, Unprocessable
 from app.core.keys import (
     KeyStore,
+    KeyStoreUnavailable,
     PrivateKey,
     SigningAlgorithm,
     generate_private_key,
@@ -243,6 +244,18 @@ def signer_for(
         key=keystore.load(str(key.id)),
         signing_key_id=key.id,
     )
+
+
+def unreadable_active_keys(session: Session, *, keystore: KeyStore) -> list[str]:
+    """Every active signing key the key store cannot load, as "issuer <slug>, key <kid>: why"
+    (production start-up refuses to run with one: each issuance of that issuer would fail)."""
+    found = []
+    for slug, key in repository.every_active_key(session):
+        try:
+            keystore.load(str(key.id))
+        except KeyStoreUnavailable as exc:
+            found.append(f"issuer {slug}, key {key.key_id}: {exc.reason}")
+    return found
 
 
 # --- key lifecycle ----------------------------------------------------------------------------

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from app.achievements import service as achievements_service
+from app.core import text as client_text
 from app.core.config import Settings
 from app.core.db import RawJSON, utcnow
 from app.core.errors import AppError, BadRequest, NotFound, PayloadTooLarge
@@ -77,7 +77,7 @@ class RawRows:
 
 def rows_from_json(body: bytes) -> RawRows:
     try:
-        data = json.loads(body)
+        data = client_text.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"The body is not valid JSON: {exc}.") from exc
     if isinstance(data, dict) and isinstance(data.get("rows"), list):

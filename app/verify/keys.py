@@ -7,7 +7,6 @@ reported as something we could not check.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -17,6 +16,7 @@ import base58
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from app.core import text as client_text
 from app.core.keys import (
     PublicKey,
     UnsupportedKey,
@@ -103,7 +103,7 @@ def multikey_public_key(multibase: str, what: str = "the publicKeyMultibase") ->
 def did_jwk_public_key(did: str) -> PublicKey:
     ident = did.split("#", 1)[0]
     try:
-        jwk = json.loads(b64url_decode(ident[len("did:jwk:") :]))
+        jwk = client_text.loads(b64url_decode(ident[len("did:jwk:") :]))
         return public_key_from_jwk(jwk)
     except UnsupportedKey as exc:
         raise KeyUnresolvable(
