@@ -11,14 +11,35 @@ from typing import Annotated, Any
 import httpx
 import typer
 from sqlalchemy.orm import Session
+from typer.core import TyperGroup
 
+from app.core import text as client_text
 from app.core.config import Settings
 from app.core.context import AppContext
 from app.core.db import session_scope
+from app.core.errors import DATABASE_FAULTS, ServiceUnavailable, database_unavailable
 from app.core.keys import SigningAlgorithm
 from app.core.migrate import upgrade
 
-cli = typer.Typer(help="Issue and verify Open Badges 3.0 micro-credentials.", no_args_is_help=True)
+
+class _Commands(TyperGroup):
+    """The command group: an outage (database, key store) is one line on stderr and exit 2, not
+    a traceback; the operator fixes the part named and runs the command again."""
+
+    def invoke(self, ctx: Any) -> Any:  # Any: the click Context typer vendors is private
+        try:
+            return super().invoke(ctx)
+        except ServiceUnavailable as exc:
+            message = f"error: {exc.part.replace('_', ' ')} unavailable: {exc.log_detail}"
+        except DATABASE_FAULTS as exc:
+            message = f"error: database unavailable: {database_unavailable(exc).log_detail}"
+        typer.secho(message, fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
+
+
+cli = typer.Typer(
+    help="Issue and verify Open Badges 3.0 micro-credentials.", no_args_is_help=True, cls=_Commands
+)
 db_cli = typer.Typer(help="Database schema.", no_args_is_help=True)
 issuer_cli = typer.Typer(help="Issuers (course providers).", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
@@ -415,7 +436,9 @@ def _load_credential(ctx: AppContext, session: Session, source: str) -> str | di
             raise _fail(f"{text[:80]} is neither a JWT, JSON, a link nor a readable file") from exc
     if text.startswith("{"):
         try:
-            data = json.loads(text)
+            data = client_text.loads(text)
+        except client_text.UnacceptableJSON as exc:
+            raise _fail(f"the JSON cannot be checked: {exc}") from exc
         except ValueError as exc:
             raise _fail("the JSON could not be read") from exc
         if not isinstance(data, dict):
@@ -444,7 +467,10 @@ def _fetch(url: str) -> str | dict[str, Any]:
         raise _fail(f"could not fetch {url}: {type(exc).__name__}") from exc
     text = body.decode("utf-8", "replace").strip()
     if "json" in media:
-        data = json.loads(text)
+        try:
+            data = client_text.loads(text)
+        except ValueError as exc:
+            raise _fail(f"the credential link did not answer readable JSON: {exc}") from exc
         if isinstance(data, dict):
             return data
     return text
@@ -478,7 +504,7 @@ def verify(
     trusted: dict[str, TrustedKey] = {}
     if jwks is not None:
         try:
-            for jwk in json.loads(jwks.read_text("utf-8")).get("keys", []):
+            for jwk in client_text.loads(jwks.read_text("utf-8")).get("keys", []):
                 if isinstance(jwk, dict) and isinstance(jwk.get("kid"), str):
                     trusted[jwk["kid"]] = TrustedKey(jwk=jwk)
         except (OSError, ValueError, AttributeError) as exc:
@@ -784,7 +810,7 @@ def trust_import(
     if len(raw) > MAX_REGISTRY_BYTES:
         raise _fail(f"{file} is larger than {MAX_REGISTRY_BYTES // (1024 * 1024)} MiB")
     try:
-        document = json.loads(raw)
+        document = client_text.loads(raw)
     except ValueError as exc:  # UnicodeDecodeError is a ValueError too
         raise _fail(f"{file} is not JSON: {exc}") from None
     ctx = _context()

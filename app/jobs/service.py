@@ -23,7 +23,7 @@ from app.achievements import service as achievements_service
 from app.core import text as client_text
 from app.core.config import Settings
 from app.core.db import RawJSON, utcnow
-from app.core.errors import AppError, BadRequest, NotFound, PayloadTooLarge
+from app.core.errors import AppError, BadRequest, NotFound, PayloadTooLarge, Unprocessable
 from app.core.keys import KeyStore
 from app.credentials import bulk
 from app.issuers.models import Issuer
@@ -95,6 +95,10 @@ def rows_from_csv(body: bytes) -> RawRows:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise BadRequest(f"The CSV file is not UTF-8 text: {exc}.") from exc
+    fault = client_text.text_fault(text)
+    if fault:  # strict UTF-8 holds no surrogate; a NUL would reach the database
+        line = text.count("\n", 0, text.find("\x00")) + 1
+        raise Unprocessable(f"The CSV file {fault} (line {line}).")
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader)
