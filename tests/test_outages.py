@@ -36,6 +36,7 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
 
 from app.core.config import Settings
+from app.core.keys import KeyStoreUnavailable
 from app.core.migrate import upgrade
 from app.main import StartupRefused, create_app
 from conftest import ADMIN, BASE_URL, PG_URL, World, bearer, make_settings
@@ -309,7 +310,10 @@ def test_sqlite_disk_full_is_503_and_recovers(tmpfs: Path, sqlite_template: Path
         _assert_503(created, "key_store")
         # A batch needs pages the file system no longer has: SQLITE_FULL.
         rows = [
-            {"achievement_id": world.achievement, "email": f"r{n}@example.com", "name": "x" * 200}
+            {
+                "achievement_id": world.achievement,
+                "recipient": {"email": f"r{n}@example.com", "name": "x" * 200},
+            }
             for n in range(3000)
         ]
         batch = client.post("/api/v1/credentials/batch", json=rows, headers=bearer(world.key))
@@ -335,6 +339,12 @@ def test_sqlite_disk_full_is_503_and_recovers(tmpfs: Path, sqlite_template: Path
 
 
 # --- the key store ------------------------------------------------------------------------------
+
+
+def _job_credentials(client: TestClient, world: Issuance) -> list[str]:
+    """Credentials a job issued (to the batch's recipient), to count them as acknowledged."""
+    listed = client.get("/api/v1/credentials?limit=200", headers=bearer(world.key)).json()
+    return [i["id"] for i in listed["items"] if i["id"] not in world.acknowledged]
 
 
 def _key_file(keys: Path) -> Path:
@@ -380,10 +390,16 @@ def test_key_store_faults_are_503_and_recover(
         _assert_503(client.get(status_url.removeprefix(BASE_URL)), "key_store")
         batch = client.post(
             "/api/v1/credentials/batch",
-            json=[{"achievement_id": world.achievement, "email": "b@example.com"}],
+            json=[{"achievement_id": world.achievement, "recipient": {"email": "b@example.com"}}],
             headers=bearer(world.key),
         )
-        assert batch.status_code in {202, 503}  # queued (signed later) or refused, never a 500
+        assert batch.status_code == 202, batch.text  # queued: signed in the background
+        job = batch.json()["id"]
+        runner = client.app.state.job_runner  # type: ignore[attr-defined]
+        with pytest.raises(KeyStoreUnavailable):
+            runner.run_once()  # the runner's loop logs this and retries later
+        pending = client.get(f"/api/v1/jobs/{job}", headers=bearer(world.key)).json()
+        assert pending["state"] != "completed", pending
         status, body = _health(client)
         assert status == 503, body
         assert body["keys"] == "unavailable"
@@ -402,10 +418,20 @@ def test_key_store_faults_are_503_and_recover(
             status, body = _health(client)
             assert status == 200, body  # the failed key is read again: no restart
             assert world.issue(client).status_code == 201
+            runner.run_until_idle()
+            done = client.get(f"/api/v1/jobs/{job}", headers=bearer(world.key)).json()
+            assert done["state"] == "completed", done
+            assert done["issued"] == 1, done  # the row was kept, not failed by the outage
+            world.acknowledged.extend(_job_credentials(client, world))
 
     with TestClient(create_app(right), base_url=BASE_URL) as client:
         assert _health(client)[0] == 200
         assert world.issue(client).status_code == 201
+        if fault == "wrong_passphrase":
+            client.app.state.job_runner.run_until_idle()  # type: ignore[attr-defined]
+            done = client.get(f"/api/v1/jobs/{job}", headers=bearer(world.key)).json()
+            assert done["issued"] == 1, done
+            world.acknowledged.extend(_job_credentials(client, world))
         world.all_there(client)
 
 

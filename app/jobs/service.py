@@ -23,7 +23,14 @@ from app.achievements import service as achievements_service
 from app.core import text as client_text
 from app.core.config import Settings
 from app.core.db import RawJSON, utcnow
-from app.core.errors import AppError, BadRequest, NotFound, PayloadTooLarge, Unprocessable
+from app.core.errors import (
+    AppError,
+    BadRequest,
+    NotFound,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    Unprocessable,
+)
 from app.core.keys import KeyStore
 from app.credentials import bulk
 from app.issuers.models import Issuer
@@ -304,6 +311,10 @@ def work_chunk(
             batch = bulk.issue_many(
                 session, settings=settings, keystore=keystore, issuer=issuer, requests=requests
             )
+    except ServiceUnavailable:
+        # An outage (the key store, the database), not the rows' fault: the chunk stays pending
+        # (the unit of work rolls back the claim) and the runner retries it with backoff.
+        raise
     except AppError as exc:
         # Nothing of this chunk could be issued (e.g. the issuer has no active key): say so per row.
         batch = bulk.Batch([bulk.BulkResult(r.ref, "failed", error=exc.message) for r in requests])
