@@ -97,6 +97,15 @@ def test_depth_limit_is_exact_and_ignores_brackets_inside_strings() -> None:
         text.loads('{"a": ' * limit + "[1]" + "}" * limit)
     brackets_in_strings = json.dumps({"s": "[" * 10_000, "t": '\\"{{{{' * 1000})
     assert text.loads(brackets_in_strings)["s"] == "[" * 10_000
+    # A large body (a batch) takes the quick count first, the exact one when that says deep.
+    padding = json.dumps(["x" * 100] * 3000)
+    big_deep = '{"p": ' + padding + ', "d": ' + _deep(limit) + "}"
+    assert len(big_deep) > text.EXACT_UP_TO
+    with pytest.raises(text.UnacceptableJSON):
+        text.loads(big_deep)
+    big_brackets_in_strings = json.dumps({"p": ["[" * 100] * 3000, "d": [[1]]})
+    assert len(big_brackets_in_strings) > text.EXACT_UP_TO
+    assert text.loads(big_brackets_in_strings)["d"] == [[1]]
     assert text.find_fault({"a": [[[[]]]]}, max_depth=4) is not None
     assert text.find_fault({"a": [[[]]]}, max_depth=4) is None
 
