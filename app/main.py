@@ -221,7 +221,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     readiness = ReadinessProbe(ctx)
 
-    @app.get("/health", tags=["public"])
+    @app.get(
+        "/health",
+        tags=["public"],
+        responses={
+            503: {
+                "description": "Not ready: a problem naming the parts that failed (`failed`)",
+                "content": {"application/problem+json": {}},
+            }
+        },
+    )
     async def health() -> Response:
         """Readiness: the database, the key store and disk; 503 naming the parts that failed."""
         result = await readiness.get()

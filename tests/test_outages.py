@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -587,3 +589,51 @@ def test_health_is_cached_and_liveness_touches_nothing(database_url: str, tmp_pa
         for _ in range(20):
             assert client.get("/health/live").json() == {"status": "ok"}
         assert statements == []
+
+
+def test_postgresql_disk_full_is_503_and_recovers(own_database: str, tmp_path: Path) -> None:
+    """The credentials table moved to a tablespace on a full tmpfs: PostgreSQL cannot extend
+    it ("could not extend file": DiskFull, SQLSTATE 53100). Needs root and the server on this
+    host (it must own the tablespace's folder)."""
+    if not own_database.startswith("postgresql"):
+        pytest.skip("the PostgreSQL server's own disk")
+    if not ROOT:
+        pytest.skip("mounting a tmpfs needs root")
+    try:
+        postgres = pwd.getpwnam("postgres")
+    except KeyError:
+        pytest.skip("no local PostgreSQL server (no postgres user) to own a tablespace")
+    # Not below tmp_path: the server's user must be able to reach the folder (pytest's are 0700).
+    folder = Path(tempfile.mkdtemp(prefix="microcred-tablespace-"))
+    _mount(folder, "2m")
+    os.chown(folder, postgres.pw_uid, postgres.pw_gid)
+    tablespace = f"full_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(own_database, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            try:
+                conn.execute(text(f"CREATE TABLESPACE {tablespace} LOCATION '{folder}'"))
+            except Exception as exc:  # a server on another host cannot see the folder
+                pytest.skip(f"the server cannot use a local tablespace: {exc}")
+            conn.execute(text(f"ALTER TABLE credentials SET TABLESPACE {tablespace}"))
+        settings = make_settings(own_database, tmp_path / "keys", health_cache_ttl=0)
+        with TestClient(create_app(settings), base_url=BASE_URL) as client:
+            world = Issuance(client)
+            assert world.issue().status_code == 201
+            filler = _fill(folder)
+            statuses = [world.issue().status_code for _ in range(40)]
+            assert set(statuses) <= {201, 503}, statuses
+            assert 503 in statuses, statuses
+            refused = world.issue()
+            _assert_503(refused, "database")
+            filler.unlink()
+            assert world.issue().status_code == 201
+            assert _health(client)[0] == 200
+            world.all_there(client)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text("ALTER TABLE credentials SET TABLESPACE pg_default"))
+            conn.execute(text(f"DROP TABLESPACE IF EXISTS {tablespace}"))
+        admin.dispose()
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+        folder.rmdir()

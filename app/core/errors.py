@@ -181,7 +181,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unstorable(_request: Request, exc: Exception) -> JSONResponse:
         # A backstop: text is checked at the edge (TextGuardMiddleware), but a value the edge
         # cannot see (a multipart text field, a CSV cell) must still be a 4xx, not a 500.
-        log.info("refused a value the database cannot store: %s", type(exc).__name__)
+        # Logged with its traceback: it shows a way in that the edge guard does not cover.
+        log.warning("refused a value that cannot be stored", exc_info=exc)
         return problem(
             422,
             "The request holds a value that cannot be stored (NUL, a lone surrogate, or out of range).",

@@ -63,7 +63,15 @@ def _disk(ctx: AppContext) -> str | None:
 
 
 def _local_parts(ctx: AppContext) -> tuple[str | None, str | None]:
-    return ctx.keystore.check(), _disk(ctx)
+    try:
+        keys = ctx.keystore.check()
+    except OSError as exc:  # a folder vanishing under the check: report it, do not fail /health
+        keys = f"the key store cannot be checked: {exc}"
+    try:
+        disk = _disk(ctx)
+    except OSError as exc:
+        disk = f"free space cannot be read: {exc}"
+    return keys, disk
 
 
 @dataclass
