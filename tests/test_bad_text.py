@@ -561,3 +561,13 @@ def test_pasted_json_with_escaped_bad_text_is_refused_on_the_page(client: TestCl
         assert page.status_code == 400, page.text[:300]
         api = _post_json(client, "/api/v1/verify", {"credential": json.loads(pasted)})
         _assert_problem(api, 422)
+
+
+def test_a_bad_member_name_is_named_in_the_problem_escaped(client: TestClient) -> None:
+    body = b'{"name": "A", "url": "https://a.example", "x\\ud800y": 1, "\\u0000": 2}'
+    response = client.post(
+        "/api/v1/issuers", content=body, headers={**ADMIN, "Content-Type": "application/json"}
+    )
+    problem = _assert_problem(response, 422)
+    assert problem["errors"][0]["loc"][1] in {"x\\ud800y", "\\u0000"}, problem
+    assert client.get("/api/v1/issuers", headers=ADMIN).json() == []

@@ -326,13 +326,13 @@ class TextGuardMiddleware:
         for name, value in parse_qsl(query, keep_blank_values=True):
             fault = text.text_fault(name) or text.text_fault(value)
             if fault:
-                return _refused(("query", name), fault)
+                return _refused(("query", text.printable(name)), fault)
         cookies = _header(scope, b"cookie")
         if cookies:
             for name, value in cookie_parser(cookies).items():
                 fault = text.text_fault(name) or text.text_fault(value)
                 if fault:
-                    return _refused(("cookie", name), fault)
+                    return _refused(("cookie", text.printable(name)), fault)
         return None
 
     def _check_json(self, body: bytes) -> JSONResponse | None:
@@ -352,7 +352,7 @@ class TextGuardMiddleware:
         for name, value in parse_qsl(body.decode("latin-1"), keep_blank_values=True):
             fault = text.text_fault(name) or text.text_fault(value)
             if fault:
-                return _refused(("body", name), fault)
+                return _refused(("body", text.printable(name)), fault)
         return None
 
 

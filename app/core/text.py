@@ -60,10 +60,15 @@ class TextFault:
         return f"{self.where} {self.reason}"
 
 
+def printable(value: str) -> str:
+    """`value` with NUL and lone surrogates written as \\u escapes (to name where they are)."""
+    return _BAD_CHAR.sub(lambda m: f"\\u{ord(m.group()):04x}", value)
+
+
 def _children(value: Any) -> Iterator[tuple[str, Any]]:
     if isinstance(value, dict):
         for key, item in value.items():
-            yield str(key), (key, item)
+            yield printable(str(key)), (key, item)
     else:
         for n, item in enumerate(value):
             yield str(n), (None, item)
