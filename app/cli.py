@@ -17,7 +17,7 @@ from app.core import text as client_text
 from app.core.config import Settings
 from app.core.context import AppContext
 from app.core.db import session_scope
-from app.core.errors import DATABASE_FAULTS, ServiceUnavailable, database_unavailable
+from app.core.errors import DATABASE_FAULTS, AppError, ServiceUnavailable, database_unavailable
 from app.core.keys import SigningAlgorithm
 from app.core.migrate import upgrade
 
@@ -30,7 +30,7 @@ class _Commands(TyperGroup):
         try:
             return super().invoke(ctx)
         except ServiceUnavailable as exc:
-            message = f"error: {exc.part.replace('_', ' ')} unavailable: {exc.log_detail}"
+            message = _described(exc)
         except DATABASE_FAULTS as exc:
             message = f"error: database unavailable: {database_unavailable(exc).log_detail}"
         typer.secho(message, fg=typer.colors.RED, err=True)
@@ -65,6 +65,13 @@ def _context() -> AppContext:
 
     load_all_models()
     return AppContext.build(Settings())
+
+
+def _described(exc: AppError) -> str:
+    """The error for the operator: an outage names the part and what is wrong with it."""
+    if isinstance(exc, ServiceUnavailable):
+        return f"error: {exc.part.replace('_', ' ')} unavailable: {exc.log_detail}"
+    return exc.message
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -256,7 +263,7 @@ def issuer_create(
             )
             read = issuer_read(ctx.settings, issuer, [key])
     except AppError as exc:
-        raise _fail(exc.message) from exc
+        raise _fail(_described(exc)) from exc
     typer.echo(json.dumps({"issuer": read.model_dump(mode="json"), "api_key": secret}, indent=2))
     _warn(service.algorithm_warnings(key.algorithm))
 
@@ -325,7 +332,7 @@ def issue(
             record = issued.record
             url = credentials.credential_url(ctx.settings, record.id)
     except AppError as exc:
-        raise _fail(exc.message) from exc
+        raise _fail(_described(exc)) from exc
     typer.echo(json.dumps({"id": str(record.id), "url": url, "jwt": record.jwt}, indent=2))
 
 
@@ -365,7 +372,7 @@ def _issue_csv(issuer: str, achievement: str, path: Path) -> None:
                 )
                 job_id, total, refused = job.id, job.total, job.failed
         except AppError as exc:
-            raise _fail(exc.message) from exc
+            raise _fail(_described(exc)) from exc
         typer.echo(f"job {job_id}: {total} rows, {refused} refused up front", err=True)
         runner = JobRunner(ctx)
         with Progress(
@@ -572,7 +579,7 @@ def keys_list(issuer: Annotated[str, typer.Option(help="Issuer slug.")]) -> None
                 for k in service.list_signing_keys(session, issuer=owner)
             ]
     except AppError as exc:
-        raise _fail(exc.message) from exc
+        raise _fail(_described(exc)) from exc
     typer.echo(json.dumps(keys, indent=2))
 
 
@@ -597,7 +604,7 @@ def keys_rotate(
             )
             out = _key_json(ctx, owner.slug, key)
     except AppError as exc:
-        raise _fail(exc.message) from exc
+        raise _fail(_described(exc)) from exc
     typer.echo(json.dumps(out, indent=2))
     _warn(service.algorithm_warnings(out["algorithm"]))
 
@@ -617,7 +624,7 @@ def keys_retire(
             owner = service.get_issuer(session, slug=issuer)
             out = _key_json(ctx, owner.slug, service.retire_key(session, issuer=owner, key_id=key))
     except AppError as exc:
-        raise _fail(exc.message) from exc
+        raise _fail(_described(exc)) from exc
     typer.echo(json.dumps(out, indent=2))
 
 
@@ -654,7 +661,7 @@ def keys_compromise(
                 service.compromise_key(session, issuer=owner, key_id=key, since=moment),
             )
     except AppError as exc:
-        raise _fail(exc.message) from exc
+        raise _fail(_described(exc)) from exc
     typer.echo(json.dumps(out, indent=2))
 
 
@@ -678,7 +685,7 @@ def audit_verify(
                 session, issuer_id=issuer_id, names=issuers_repository.slugs(session)
             )
     except AppError as exc:
-        raise _fail(exc.message) from exc
+        raise _fail(_described(exc)) from exc
     if report.intact:
         typer.secho(
             f"audit trail intact: {report.events} events in {report.chains} chains",
@@ -710,7 +717,7 @@ def jobs_show(
     try:
         _print_job(ctx, parsed, all_rows=all_rows)
     except AppError as exc:
-        raise _fail(exc.message) from exc
+        raise _fail(_described(exc)) from exc
     finally:
         ctx.close()
 

@@ -236,8 +236,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         result = await readiness.get()
         if result.ready:
             return JSONResponse({"status": "ok", **result.parts})
-        for part, reason in result.reasons.items():
-            log.warning("health check: %s: %s", part, reason)
         failed = result.failed
         names = {"database": "the database", "keys": "the key store", "disk": "disk"}
         return problem(

@@ -260,29 +260,33 @@ def test_database_gone_at_the_cli_is_one_line_and_exit_2(own_database: str, tmp_
     with TestClient(create_app(settings), base_url=BASE_URL) as client:
         world = Issuance(client)
         with _database_gone(own_database, client):
-            env = {
-                **os.environ,
-                "MICROCRED_DATABASE_URL": own_database,
-                "MICROCRED_KEYS_DIR": str(tmp_path / "keys"),
-                "MICROCRED_BASE_URL": BASE_URL,
-            }
             for args in (
                 ["issuer", "create", "--name", "X", "--url", "https://x.example"],
                 ["keys", "rotate", "--issuer", world.slug],
             ):
-                result = subprocess.run(
-                    [str(Path(sys.executable).parent / "microcred"), *args],
-                    capture_output=True,
-                    text=True,
-                    env=env,
-                    timeout=120,
-                    check=False,
-                )
+                result = _microcred(args, own_database, tmp_path / "keys")
                 assert result.returncode == 2, (args, result.stdout, result.stderr)
                 assert "Traceback" not in result.stderr, result.stderr
                 lines = result.stderr.strip().splitlines()
                 assert len(lines) == 1, result.stderr
                 assert "database unavailable" in lines[0]
+
+
+def _microcred(args: list[str], database_url: str, keys: Path) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "MICROCRED_DATABASE_URL": database_url,
+        "MICROCRED_KEYS_DIR": str(keys),
+        "MICROCRED_BASE_URL": BASE_URL,
+    }
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "microcred"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
 
 
 # --- disk full ----------------------------------------------------------------------------------
@@ -488,6 +492,14 @@ def test_read_only_keys_folder_is_503_on_issuer_creation_and_rotation(
                 assert client.get("/api/v1/issuers", headers=ADMIN).json() == before
                 keys_listed = client.get(f"/api/v1/issuers/{world.slug}/keys", headers=ADMIN)
                 assert len(keys_listed.json()) == 1  # no half-made rotation
+                result = _microcred(
+                    ["issuer", "create", "--name", "CLI", "--url", "https://cli.example"],
+                    database_url,
+                    keys,
+                )
+                assert result.returncode == 2, (result.stdout, result.stderr)
+                assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+                assert "key store unavailable" in result.stderr, result.stderr
             assert _health(client)[0] == 200
             rotated = client.post(f"/api/v1/issuers/{world.slug}/keys", headers=ADMIN)
             assert rotated.status_code == 201, rotated.text

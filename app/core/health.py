@@ -8,6 +8,7 @@ the database one `SELECT 1` a second. `/health/live` does no work at all (the pr
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import time
@@ -18,6 +19,8 @@ from sqlalchemy.engine import make_url
 from starlette.concurrency import run_in_threadpool
 
 from app.core.context import AppContext
+
+log = logging.getLogger("microcred")
 
 # The database gets this long to answer the probe (a pool slot and `SELECT 1`).
 PROBE_TIMEOUT = 5.0
@@ -109,6 +112,8 @@ class ReadinessProbe:
         for name, reason in (("keys", keys), ("disk", disk)):
             if reason:
                 reasons[name] = reason
+        for part, reason in reasons.items():  # once per evaluation, not per probe
+            log.warning("health check: %s: %s", part, reason)
         result = Readiness(parts, reasons)
         self._result, self._at = result, time.monotonic()
         return result

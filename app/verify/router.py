@@ -49,7 +49,7 @@ def _credential_from_body(content_type: str, body: bytes) -> str | dict[str, Any
     try:
         data = client_text.loads(body)
     except client_text.UnacceptableJSON as exc:
-        raise Unprocessable(f"credential: {exc}", loc=["body", *exc.fault.loc]) from exc
+        raise Unprocessable(f"{exc}.", loc=["body", *exc.fault.loc]) from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest("The request body is not valid JSON.") from exc
     try:
