@@ -10,7 +10,9 @@ How each fault is made (real, and reversible):
   a restart: an open SQLite connection keeps reading a moved file, so without the drop nothing
   would fail); opening it then fails with "unable to open database file".
 - Disk full: the SQLite database and the keys folder on a small tmpfs, filled to the last byte
-  (ENOSPC, SQLITE_FULL). Mounting needs root (CAP_SYS_ADMIN): skipped without it.
+  (ENOSPC, SQLITE_FULL); on PostgreSQL, the credentials table moved to a tablespace on such a
+  tmpfs (DiskFull, 53100). Mounting needs root (CAP_SYS_ADMIN), and the tablespace a server on
+  this host: skipped without them.
 - Read-only keys folder: that tmpfs remounted read-only (EROFS, which binds root too); without
   root, a 0500 folder.
 - Key files: a wrong passphrase, garbage in the file, the file deleted, the file unreadable
