@@ -18,13 +18,21 @@ from app.achievements import router as achievements
 from app.badges import router as badges
 from app.core.config import Environment, Settings
 from app.core.context import AppContext
-from app.core.errors import BodySizeLimitMiddleware, install_error_handlers, problem
+from app.core.errors import (
+    DATABASE_FAULTS,
+    BodySizeLimitMiddleware,
+    TextGuardMiddleware,
+    install_error_handlers,
+    problem,
+)
+from app.core.health import ReadinessProbe
 from app.core.ratelimit import RateLimiter
 from app.core.web import render
 from app.credentials import router as credentials
 from app.credentials import status_lists
 from app.issuers import audit_router
 from app.issuers import router as issuers
+from app.issuers import service as issuers_service
 from app.jobs import router as jobs
 from app.jobs.runner import JobRunner
 from app.models import load_all_models
@@ -99,13 +107,30 @@ class SecurityHeadersMiddleware:
 
 
 def check_startup(ctx: AppContext) -> None:
-    if ctx.settings.env is Environment.production:
-        clear = ctx.keystore.unencrypted_keys()
-        if clear:
-            raise StartupRefused(
-                f"{len(clear)} private key(s) in {ctx.settings.keys_dir} are not encrypted; "
-                "re-encrypt them with MICROCRED_KEYS_PASSPHRASE before starting in production"
-            )
+    """In production: no key in clear, and every active signing key decrypts (a wrong passphrase
+    or a lost key file would otherwise show only at the first issuance)."""
+    if ctx.settings.env is not Environment.production:
+        return
+    clear = ctx.keystore.unencrypted_keys()
+    if clear:
+        raise StartupRefused(
+            f"{len(clear)} private key(s) in {ctx.settings.keys_dir} are not encrypted; "
+            "re-encrypt them with MICROCRED_KEYS_PASSPHRASE before starting in production"
+        )
+    try:
+        with ctx.read_sessions() as session:
+            unreadable = issuers_service.unreadable_active_keys(session, keystore=ctx.keystore)
+    except DATABASE_FAULTS as exc:
+        # The database may come up after us (the server keeps retrying it); /health reports a
+        # key that fails from then on.
+        log.warning("start-up: active keys not checked, the database is unavailable: %s", exc)
+        return
+    if unreadable:
+        raise StartupRefused(
+            f"{len(unreadable)} active signing key(s) cannot be loaded from "
+            f"{ctx.settings.keys_dir}: {unreadable[0]}"
+            + (f" (and {len(unreadable) - 1} more)" if len(unreadable) > 1 else "")
+        )
 
 
 def freeze_heap() -> None:
@@ -169,6 +194,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.job_runner = runner
     app.state.webhook_dispatcher = dispatcher
     install_error_handlers(app)
+    # Innermost of the three: it reads bodies the size limit outside it has already capped.
+    app.add_middleware(TextGuardMiddleware)
     app.add_middleware(
         BodySizeLimitMiddleware,
         max_bytes=settings.max_body_bytes,
@@ -195,23 +222,41 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(verify.pages)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
-    @app.get("/health", tags=["public"])
+    readiness = ReadinessProbe(ctx)
+
+    @app.get(
+        "/health",
+        tags=["public"],
+        responses={
+            503: {
+                "description": "Not ready: a problem naming the parts that failed (`failed`)",
+                "content": {"application/problem+json": {}},
+            }
+        },
+    )
     async def health() -> Response:
-        """Liveness and database reachability."""
-        try:
-            async with ctx.db_slots():
-                await run_in_threadpool(_ping, ctx)
-        except Exception as exc:
-            log.warning("health check: database unreachable: %s", type(exc).__name__)
-            return problem(503, "The database is unreachable.", database="unreachable")
-        return JSONResponse({"status": "ok", "database": "ok"})
+        """Readiness: the database, the key store and disk; 503 naming the parts that failed."""
+        result = await readiness.get()
+        if result.ready:
+            return JSONResponse({"status": "ok", **result.parts})
+        failed = result.failed
+        names = {"database": "the database", "keys": "the key store", "disk": "disk"}
+        return problem(
+            503,
+            "Not ready: " + ", ".join(names[p] for p in failed) + " unavailable.",
+            failed=failed,
+            database=result.parts["database"],
+            keys=result.parts["keys"],
+            disk=result.parts["disk"],
+        )
+
+    @app.get("/health/live", tags=["public"])
+    async def liveness() -> Response:
+        """Liveness: the process answers (no database, key store or disk work)."""
+        return JSONResponse({"status": "ok"})
 
     @app.get("/", include_in_schema=False)
     async def home(request: Request) -> Response:
         return render(request, "home.html", {"settings": settings})
 
     return app
-
-
-def _ping(ctx: AppContext) -> None:
-    ctx.ping_database()

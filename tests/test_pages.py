@@ -184,7 +184,7 @@ def test_issuer_and_achievement_pages(world: World) -> None:
 def test_health(client: TestClient) -> None:
     response = client.get("/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok"}
+    assert response.json() == {"status": "ok", "database": "ok", "keys": "ok", "disk": "ok"}
     assert_security_headers(response)
 
 

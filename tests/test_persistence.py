@@ -142,7 +142,12 @@ def test_migrations_match_the_models(database_url: str) -> None:
 def test_health_reports_the_database(database_url: str, tmp_path: Path) -> None:
     settings = make_settings(database_url, tmp_path / "keys")
     with TestClient(create_app(settings), base_url=BASE_URL) as client:
-        assert client.get("/health").json() == {"status": "ok", "database": "ok"}
+        assert client.get("/health").json() == {
+            "status": "ok",
+            "database": "ok",
+            "keys": "ok",
+            "disk": "ok",
+        }
 
 
 # --- production refuses insecure settings ------------------------------------------------------

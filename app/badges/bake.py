@@ -11,7 +11,6 @@ caps decompressed text (zip bombs); the SVG reader uses defusedxml and refuses e
 
 from __future__ import annotations
 
-import json
 import struct
 import zlib
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from xml.etree.ElementTree import Element, ParseError
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
+from app.core import text as client_text
 from app.core.errors import AppError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -244,7 +244,7 @@ def _credential(text: str) -> str | dict[str, Any]:
     if not text.startswith("{"):
         return text
     try:
-        parsed = json.loads(text)
+        parsed = client_text.loads(text)
     except ValueError:
         raise BadImage("The badge's embedded credential JSON cannot be parsed.") from None
     if not isinstance(parsed, dict):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,6 +9,7 @@ import typer
 
 from app.cli.common import context, echo_json, fail, first_error, group, table, unit_of_work
 from app.cli.issuers import IssuerSlug
+from app.core import text as client_text
 
 achievement_cli = group("achievement", "Achievements (badge templates) of an issuer.")
 
@@ -55,7 +55,7 @@ def achievement_create(
     body: dict[str, Any] = {}
     if from_json is not None:
         try:
-            loaded = json.loads(from_json.read_bytes())
+            loaded = client_text.loads(from_json.read_bytes())
         except ValueError as exc:  # UnicodeDecodeError is a ValueError too
             raise fail(f"{from_json} is not JSON: {exc}") from None
         if not isinstance(loaded, dict):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sqlite3
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -34,7 +35,7 @@ from typer.core import TyperArgument, TyperGroup, TyperOption
 from app.core.config import Settings
 from app.core.context import AppContext
 from app.core.db import session_scope
-from app.core.errors import AppError
+from app.core.errors import DATABASE_FAULTS, AppError, ServiceUnavailable, database_unavailable
 from app.core.keys import UnusableKey
 from app.core.migrate import MigrationsNotFound
 
@@ -112,13 +113,18 @@ def describe_failure(exc: BaseException, database: str | None) -> str | None:
         return str(exc)
     if isinstance(exc, ValidationError) and exc.title == Settings.__name__:
         return "configuration: " + settings_problems(exc)
+    if isinstance(exc, ServiceUnavailable):
+        # An outage names the part and what is wrong with it (the operator's to fix).
+        return f"{exc.part.replace('_', ' ')} unavailable: {exc.log_detail}"
     if isinstance(exc, AppError):
         return exc.message
-    if isinstance(exc, SQLAlchemyError):
+    if isinstance(exc, (SQLAlchemyError, sqlite3.Error, *DATABASE_FAULTS)):
         detail = _first_line(getattr(exc, "orig", None) or exc)
         # SQLite's and PostgreSQL's words for a missing table (not for a missing database).
         if "no such table" in detail or re.search(r'relation "[^"]+" does not exist', detail):
             return f"the database{where} is not migrated ({detail}): run `microcred db upgrade`"
+        if isinstance(exc, DATABASE_FAULTS):
+            return f"database unavailable{where}: {database_unavailable(exc).log_detail}"
         return f"database error{where}: {detail}"
     if isinstance(exc, UnusableKey):
         return f"key store: {exc}"
@@ -197,7 +203,8 @@ def require_database(settings: Settings) -> None:
             current = MigrationContext.configure(conn).get_current_revision()
     except SQLAlchemyError as exc:
         raise CommandFailed(
-            f"cannot open the database at {shown}: {_first_line(getattr(exc, 'orig', None) or exc)}"
+            f"database unavailable: cannot open the database at {shown}: "
+            f"{_first_line(getattr(exc, 'orig', None) or exc)}"
         ) from None
     finally:
         engine.dispose()
@@ -279,3 +286,8 @@ def group(name: str, help: str) -> typer.Typer:
     sub = typer.Typer(cls=MicrocredGroup, help=help, no_args_is_help=True)
     cli.add_typer(sub, name=name)
     return sub
+
+
+def described(exc: AppError) -> str:
+    """An AppError for the operator: an outage names the part and what is wrong with it."""
+    return describe_failure(exc, None) or exc.message

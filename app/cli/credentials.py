@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from app.cli.common import cli, context, echo_json, fail, group, table, unit_of_work
+from app.cli.common import cli, context, described, echo_json, fail, group, table, unit_of_work
 from app.cli.issuers import IssuerSlug
 from app.core.context import AppContext
 
@@ -87,7 +87,7 @@ def issue(
             record = issued.record
             url = credentials.credential_url(ctx.settings, record.id)
     except AppError as exc:
-        raise fail(exc.message) from exc
+        raise fail(described(exc)) from exc
     out = {"id": str(record.id), "url": url, "jwt": record.jwt}
     if issued.manage_token is not None:
         # The recipient's private link (portfolio, sharing): shown once, as the API's 201 does.
@@ -128,7 +128,7 @@ def _issue_csv(issuer: str, achievement: str, path: Path) -> None:
                 )
                 job_id, total, refused = job.id, job.total, job.failed
         except AppError as exc:
-            raise fail(exc.message) from exc
+            raise fail(described(exc)) from exc
         typer.echo(f"job {job_id}: {total} rows, {refused} refused up front", err=True)
         runner = JobRunner(ctx)
         with Progress(
@@ -200,7 +200,7 @@ def jobs_show(
     try:
         _print_job(ctx, parsed, all_rows=all_rows)
     except AppError as exc:
-        raise fail(exc.message) from exc
+        raise fail(described(exc)) from exc
     finally:
         ctx.close()
 

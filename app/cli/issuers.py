@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from app.cli.common import context, echo_json, fail, group, table, unit_of_work, warn
+from app.cli.common import context, described, echo_json, fail, group, table, unit_of_work, warn
 from app.core.context import AppContext
 from app.core.keys import SigningAlgorithm
 
@@ -84,7 +84,7 @@ def issuer_create(
                 ctx.settings, issuer, list(service.list_signing_keys(session, issuer=issuer))
             )
     except AppError as exc:
-        raise fail(exc.message) from exc
+        raise fail(described(exc)) from exc
     typer.echo(json.dumps({"issuer": read.model_dump(mode="json"), "api_key": secret}, indent=2))
     warn(service.algorithm_warnings(key.algorithm))
 
@@ -193,7 +193,7 @@ def keys_list(issuer: IssuerSlug) -> None:
                 for k in service.list_signing_keys(session, issuer=owner)
             ]
     except AppError as exc:
-        raise fail(exc.message) from exc
+        raise fail(described(exc)) from exc
     typer.echo(json.dumps(keys, indent=2))
 
 
@@ -218,7 +218,7 @@ def keys_rotate(
             )
             out = _key_json(ctx, owner.slug, key)
     except AppError as exc:
-        raise fail(exc.message) from exc
+        raise fail(described(exc)) from exc
     typer.echo(json.dumps(out, indent=2))
     warn(service.algorithm_warnings(out["algorithm"]))
 
@@ -238,7 +238,7 @@ def keys_retire(
             owner = service.get_issuer(session, slug=issuer)
             out = _key_json(ctx, owner.slug, service.retire_key(session, issuer=owner, key_id=key))
     except AppError as exc:
-        raise fail(exc.message) from exc
+        raise fail(described(exc)) from exc
     typer.echo(json.dumps(out, indent=2))
 
 
@@ -275,5 +275,5 @@ def keys_compromise(
                 service.compromise_key(session, issuer=owner, key_id=key, since=moment),
             )
     except AppError as exc:
-        raise fail(exc.message) from exc
+        raise fail(described(exc)) from exc
     typer.echo(json.dumps(out, indent=2))

@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from app.cli.common import context, fail, group, unit_of_work
+from app.cli.common import context, described, fail, group, unit_of_work
+from app.core import text as client_text
 
 MAX_REGISTRY_BYTES = 16 * 1024 * 1024  # `trust import`: a registry file is far smaller
 
@@ -36,7 +37,7 @@ def audit_verify(
                 session, issuer_id=issuer_id, names=issuers_repository.slugs(session)
             )
     except AppError as exc:
-        raise fail(exc.message) from exc
+        raise fail(described(exc)) from exc
     if report.intact:
         typer.secho(
             f"audit trail intact: {report.events} events in {report.chains} chains",
@@ -75,7 +76,7 @@ def trust_add(
         with unit_of_work(ctx) as session:
             read = TrustEntryRead.from_record(service.add_entry(session, data=data))
     except AppError as exc:
-        raise fail(exc.message) from None
+        raise fail(described(exc)) from None
     typer.echo(json.dumps(read.model_dump(mode="json"), indent=2))
 
 
@@ -117,7 +118,7 @@ def trust_remove(
         with unit_of_work(ctx) as session:
             read = TrustEntryRead.from_record(service.remove_entry(session, ref=ref))
     except AppError as exc:
-        raise fail(exc.message) from None
+        raise fail(described(exc)) from None
     typer.echo(json.dumps(read.model_dump(mode="json"), indent=2))
 
 
@@ -143,7 +144,7 @@ def trust_import(
     if len(raw) > MAX_REGISTRY_BYTES:
         raise fail(f"{file} is larger than {MAX_REGISTRY_BYTES // (1024 * 1024)} MiB")
     try:
-        document = json.loads(raw)
+        document = client_text.loads(raw)
     except ValueError as exc:  # UnicodeDecodeError is a ValueError too
         raise fail(f"{file} is not JSON: {exc}") from None
     ctx = context()

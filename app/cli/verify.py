@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,6 +11,7 @@ import typer
 from sqlalchemy.orm import Session
 
 from app.cli.common import cli, context, fail, unit_of_work
+from app.core import text as client_text
 from app.core.context import AppContext
 
 MAX_FETCH_BYTES = 1024 * 1024
@@ -74,7 +74,9 @@ def _from_text(text: str) -> str | dict[str, Any]:
         raise fail("the credential is empty")
     if text.startswith("{"):
         try:
-            data = json.loads(text)
+            data = client_text.loads(text)
+        except client_text.UnacceptableJSON as exc:
+            raise fail(f"the JSON cannot be checked: {exc}") from None
         except ValueError:
             raise fail("the JSON could not be read") from None
         if not isinstance(data, dict):
@@ -130,7 +132,7 @@ def verify(
     trusted: dict[str, TrustedKey] = {}
     if jwks is not None:
         try:
-            for jwk in json.loads(jwks.read_text("utf-8")).get("keys", []):
+            for jwk in client_text.loads(jwks.read_text("utf-8")).get("keys", []):
                 if isinstance(jwk, dict) and isinstance(jwk.get("kid"), str):
                     trusted[jwk["kid"]] = TrustedKey(jwk=jwk)
         except (OSError, ValueError, AttributeError) as exc:

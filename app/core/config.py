@@ -105,6 +105,11 @@ class Settings(BaseSettings):
             ) from exc
         return value
 
+    # /health: seconds one readiness result is reused (probes in between cost nothing), and the
+    # free space below which the keys folder or the SQLite database's folder counts as full.
+    health_cache_ttl: float = Field(default=1.0, ge=0, le=60)
+    health_min_free_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
+
     @field_validator("base_url")
     @classmethod
     def _base_url_is_an_origin(cls, value: str) -> str:
@@ -122,13 +127,21 @@ class Settings(BaseSettings):
     def _refuse_insecure_production(self) -> Settings:
         if self.env is Environment.production:
             problems = []
-            if self.admin_token is None or self.admin_token.get_secret_value() == DEV_ADMIN_TOKEN:
+            token = self.admin_token.get_secret_value() if self.admin_token else ""
+            if not token.strip() or token == DEV_ADMIN_TOKEN:
                 problems.append("MICROCRED_ADMIN_TOKEN must be set to a secret of your own")
-            elif len(self.admin_token.get_secret_value()) < 24:
-                problems.append("MICROCRED_ADMIN_TOKEN must be at least 24 characters")
-            if self.keys_passphrase is None:
+            elif token != token.strip() or len(token) < 24 or len(set(token)) < 8:
+                # Length alone lets "aaaa…" or 30 spaces pass; a secret has some variety. HTTP
+                # strips the spaces around a header value, so a padded token could never match.
                 problems.append(
-                    "MICROCRED_KEYS_PASSPHRASE must be set: private keys are encrypted at rest"
+                    "MICROCRED_ADMIN_TOKEN must be at least 24 characters, not blank-padded "
+                    "or repetitive (e.g. `openssl rand -hex 32`)"
+                )
+            passphrase = self.keys_passphrase.get_secret_value() if self.keys_passphrase else ""
+            if not passphrase.strip():
+                problems.append(
+                    "MICROCRED_KEYS_PASSPHRASE must be set (not empty or blank): private keys "
+                    "are encrypted at rest"
                 )
             if urlsplit(self.base_url).scheme != "https":
                 problems.append("MICROCRED_BASE_URL must be https in production")

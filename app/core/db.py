@@ -30,6 +30,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from app.core.errors import DatabaseUnavailable
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -99,7 +101,10 @@ class _SQLiteWriteGate:
             conn.exec_driver_sql("BEGIN")
             return
         if not self._lock.acquire(timeout=30):
-            raise TimeoutError("no SQLite write slot within 30 s")
+            raise DatabaseUnavailable(
+                "The database is busy; try again shortly.",
+                log_detail="no SQLite write slot within 30 s",
+            )
         conn.info["sqlite_write_gate"] = True
         try:
             conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -3,21 +3,29 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import parse_qsl
 
 import anyio
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import ClientDisconnect
+from starlette.requests import ClientDisconnect, cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core import text
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("microcred")
+
+# Seconds a client is asked to wait (Retry-After) when a part the service needs is unavailable.
+RETRY_AFTER_SECONDS = 5
 
 
 class AppError(Exception):
@@ -68,6 +76,53 @@ class Unprocessable(AppError):
     status_code = 422
 
 
+class ServiceUnavailable(AppError):
+    """A part the service needs (`part`: database, key store, disk) is unavailable: 503 with
+    Retry-After. The fault is the operator's to fix; the client may simply try again."""
+
+    status_code = 503
+    part = "service"
+
+    def __init__(self, message: str, *, log_detail: str | None = None, **extra: Any) -> None:
+        super().__init__(message, unavailable=self.part, **extra)
+        self.log_detail = log_detail or message  # for the operator's log, not the client
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    part = "database"
+
+
+# What the database layer raises when the database cannot serve (down, unreachable, disk full,
+# locked past the busy timeout, read-only file, pool exhausted), as opposed to a bug in a query.
+DATABASE_FAULTS: tuple[type[Exception], ...] = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.DisconnectionError,
+    sa_exc.TimeoutError,
+    sqlite3.OperationalError,
+    sqlite3.InterfaceError,
+)
+# A value the database refuses to store (NUL on PostgreSQL, a number out of range; sqlite3 cannot
+# encode a lone surrogate).
+UNSTORABLE: tuple[type[Exception], ...] = (sa_exc.DataError, UnicodeEncodeError)
+try:  # psycopg is only installed for PostgreSQL; bulk COPY raises its errors unwrapped
+    import psycopg
+
+    DATABASE_FAULTS = (*DATABASE_FAULTS, psycopg.OperationalError, psycopg.InterfaceError)
+    UNSTORABLE = (*UNSTORABLE, psycopg.DataError)
+except ImportError:  # pragma: no cover - PostgreSQL support is installed with the package
+    pass
+
+
+def database_unavailable(exc: BaseException) -> DatabaseUnavailable:
+    """The client-facing error for a database fault; the fault itself is logged, not shown."""
+    first_line = next(iter(str(exc).splitlines()), "")
+    return DatabaseUnavailable(
+        "The database is unavailable; try again shortly.",
+        log_detail=f"{type(exc).__name__}: {first_line}",
+    )
+
+
 def problem(
     status: int,
     detail: str,
@@ -83,9 +138,19 @@ def problem(
         "detail": detail,
     }
     body.update(extra)
+    if status == 503 and not (headers and "Retry-After" in headers):
+        headers = {**(headers or {}), "Retry-After": str(RETRY_AFTER_SECONDS)}
     return JSONResponse(
         jsonable_encoder(body), status_code=status, media_type=PROBLEM_JSON, headers=headers
     )
+
+
+def render_error(exc: AppError) -> JSONResponse:
+    """The one rendering of an AppError (routes, middleware and the outage mappings use it)."""
+    headers = dict(exc.headers or {})
+    if exc.status_code == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    return problem(exc.status_code, exc.message, title=exc.title, headers=headers, **exc.extra)
 
 
 def _validation_errors(errors: Sequence[Any]) -> tuple[int, str, list[dict[str, Any]]]:
@@ -106,10 +171,35 @@ def _validation_errors(errors: Sequence[Any]) -> tuple[int, str, list[dict[str, 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(_request: Request, exc: AppError) -> JSONResponse:
-        headers = dict(exc.headers or {})
-        if exc.status_code == 401:
-            headers["WWW-Authenticate"] = "Bearer"
-        return problem(exc.status_code, exc.message, title=exc.title, headers=headers, **exc.extra)
+        if isinstance(exc, ServiceUnavailable):
+            log.warning("%s unavailable: %s", exc.part, exc.log_detail)
+        return render_error(exc)
+
+    async def _database_fault(_request: Request, exc: Exception) -> JSONResponse:
+        error = database_unavailable(exc)
+        log.warning("database unavailable: %s", error.log_detail)
+        return render_error(error)
+
+    for fault in DATABASE_FAULTS:
+        app.add_exception_handler(fault, _database_fault)
+
+    async def _unstorable(_request: Request, exc: Exception) -> JSONResponse:
+        # A backstop: text is checked at the edge (TextGuardMiddleware), but a value the edge
+        # cannot see (a multipart text field, a CSV cell) must still be a 4xx, not a 500.
+        # Logged with its traceback: it shows a way in that the edge guard does not cover.
+        log.warning("refused a value that cannot be stored", exc_info=exc)
+        return problem(
+            422,
+            "The request holds a value that cannot be stored (NUL, a lone surrogate, or out of range).",
+        )
+
+    for unstorable in UNSTORABLE:
+        app.add_exception_handler(unstorable, _unstorable)
+
+    async def _too_deep(_request: Request, _exc: Exception) -> JSONResponse:
+        return problem(400, "The request is nested too deeply to be read.")
+
+    app.add_exception_handler(RecursionError, _too_deep)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -230,3 +320,112 @@ class _BodyTimeout(StarletteHTTPException):
             f"The request body did not arrive within {seconds:g} s.",
             headers={"Connection": "close"},
         )
+
+
+class TextGuardMiddleware:
+    """Refuse, before routing, text no feature can store or show: NUL and lone surrogates in the
+    path, the query, cookies, url-encoded forms and JSON bodies, and JSON nested too deeply
+    (see app.core.text). One guard for every route, so that no field can be forgotten.
+
+    JSON and form bodies are read here (the body size middleware outside has capped them) and
+    handed on unchanged; other bodies (uploads) stream through untouched.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_depth: int = text.MAX_JSON_DEPTH) -> None:
+        self.app = app
+        self.max_depth = max_depth
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        refusal = self._check_target(scope)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        media = _header(scope, b"content-type").split(";", 1)[0].strip().lower()
+        is_json = media in {"", "application/json"} or media.endswith("+json")
+        is_form = media == "application/x-www-form-urlencoded"
+        if not (is_json or is_form) or scope.get("method") in {"GET", "HEAD", "OPTIONS"}:
+            await self.app(scope, receive, send)
+            return
+        body, more = await _read_body(receive)
+        refusal = self._check_json(body) if is_json else self._check_form(body)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await more()
+
+        await self.app(scope, replay, send)
+
+    def _check_target(self, scope: Scope) -> JSONResponse | None:
+        fault = text.text_fault(scope.get("path", ""))
+        if fault:
+            return problem(400, f"The request path {fault}.")
+        query = scope.get("query_string", b"").decode("latin-1")
+        for name, value in parse_qsl(query, keep_blank_values=True):
+            fault = text.text_fault(name) or text.text_fault(value)
+            if fault:
+                return _refused(("query", text.printable(name)), fault)
+        cookies = _header(scope, b"cookie")
+        if cookies:
+            for name, value in cookie_parser(cookies).items():
+                fault = text.text_fault(name) or text.text_fault(value)
+                if fault:
+                    return _refused(("cookie", text.printable(name)), fault)
+        return None
+
+    def _check_json(self, body: bytes) -> JSONResponse | None:
+        if text.nesting_exceeds(body, self.max_depth):
+            return problem(400, f"The JSON body is nested deeper than {self.max_depth} levels.")
+        if not text.may_hold_bad_text(body):
+            return None
+        try:
+            text.loads(body, max_depth=self.max_depth)
+        except text.UnacceptableJSON as exc:
+            return _refused(("body", *exc.fault.loc), exc.fault.reason)
+        except ValueError:
+            return None  # not JSON: the route says so in its own words
+        return None
+
+    def _check_form(self, body: bytes) -> JSONResponse | None:
+        for name, value in parse_qsl(body.decode("latin-1"), keep_blank_values=True):
+            fault = text.text_fault(name) or text.text_fault(value)
+            if fault:
+                return _refused(("body", text.printable(name)), fault)
+        return None
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return ""
+
+
+async def _read_body(receive: Receive) -> tuple[bytes, Receive]:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks), receive
+
+
+def _refused(loc: tuple[str, ...], reason: str) -> JSONResponse:
+    where = ".".join(p for p in loc if p != "body") or "body"
+    return problem(
+        422,
+        f"{where} {reason}.",
+        errors=[{"loc": list(loc), "msg": reason, "type": "text_unacceptable"}],
+    )

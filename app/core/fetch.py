@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 import socket
 import ssl
 import threading
@@ -73,6 +72,7 @@ import certifi
 import httpcore
 import httpx
 
+from app.core import text as client_text
 from app.core.config import Settings
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -298,7 +298,7 @@ class Fetcher:
             "application/ld+json;q=0.9, */*;q=0.1",
         )
         try:
-            return json.loads(body.decode("utf-8"))
+            return client_text.loads(body.decode("utf-8"))
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise RemoteFetchError(f"{url} did not return JSON") from exc
 

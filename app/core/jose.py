@@ -13,6 +13,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import Algorithm, get_default_algorithms
 
+from app.core import text as client_text
 from app.core.keys import PrivateKey, PublicKey, SigningAlgorithm
 
 
@@ -108,7 +109,11 @@ def _segment(text: str, name: str) -> bytes:
 
 def _json_object(data: bytes, name: str) -> dict[str, Any]:
     try:
-        value = json.loads(data)
+        # Depth-limited, and refusing NUL and lone surrogates (app.core.text): a token's claims
+        # reach the database, pages and responses, which can hold neither.
+        value = client_text.loads(data)
+    except client_text.UnacceptableJSON as exc:
+        raise JoseError(f"the JWS {name} cannot be accepted ({exc})") from exc
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise JoseError(f"malformed JWS: the {name} is not JSON: {exc}") from exc
     if not isinstance(value, dict):

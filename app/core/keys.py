@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -17,6 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from app.core.errors import ServiceUnavailable
+
 PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
 PublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey
 
@@ -28,6 +31,23 @@ class UnusableKey(Exception):
 class UnsupportedKey(UnusableKey):
     """A well-formed key of a type or curve this service does not support (secp256k1, X25519…):
     a verifier cannot check it, which is not the same as finding it wrong."""
+
+
+class KeyStoreUnavailable(ServiceUnavailable):
+    """Our own signing key cannot be read or written (wrong passphrase, a corrupt, missing or
+    unreadable key file, a read-only or full keys folder): the operator's fault to fix, a 503
+    for the client. `ref` names the key; the details go to the log, not to the client."""
+
+    part = "key_store"
+
+    def __init__(self, ref: str | None, reason: str, *, writing: bool = False) -> None:
+        super().__init__(
+            "The signing key store is unavailable; try again later.",
+            log_detail=f"key {ref}: {reason}" if ref else reason,
+        )
+        self.ref = ref
+        self.reason = reason
+        self.writing = writing
 
 
 class SigningAlgorithm(StrEnum):
@@ -142,7 +162,10 @@ def public_key_from_jwk(jwk: Any) -> PublicKey:
 class KeyStore:
     """Private keys on disk, one PKCS#8 PEM per key, encrypted when a passphrase is set.
 
+    The folder is created 0700 and every key file 0600: nobody else on the host reads them.
     Parsed keys are cached: loading a PEM (and decrypting it) costs far more than a signature.
+    A key that cannot be read or written raises KeyStoreUnavailable; the store remembers the
+    last such fault (for /health) until that key is read, or a key written, again.
     """
 
     def __init__(self, directory: Path, passphrase: str | None) -> None:
@@ -151,11 +174,18 @@ class KeyStore:
         self._cache: dict[str, PrivateKey] = {}
         self._lock = threading.Lock()
         self._sealing_keys: dict[bytes, bytes] = {}
+        self.fault: KeyStoreUnavailable | None = None
 
     def path_for(self, ref: str) -> Path:
         if "/" in ref or "\\" in ref or ref.startswith("."):
             raise UnusableKey("invalid key reference")
         return self.directory / f"{ref}.pem"
+
+    def _failed(
+        self, ref: str | None, reason: str, *, writing: bool = False
+    ) -> KeyStoreUnavailable:
+        self.fault = KeyStoreUnavailable(ref, reason, writing=writing)
+        return self.fault
 
     def save(self, ref: str, key: PrivateKey) -> Path:
         encryption: serialization.KeySerializationEncryption = (
@@ -166,42 +196,104 @@ class KeyStore:
         pem = key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
         )
-        self.directory.mkdir(parents=True, exist_ok=True)
         path = self.path_for(ref)
         tmp = path.with_suffix(".pem.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(pem)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        try:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(pem)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)  # a partial file of a full disk
+            raise self._failed(
+                ref,
+                f"the key file cannot be written to {self.directory}: {exc.strerror or exc}",
+                writing=True,
+            ) from exc
         with self._lock:
             self._cache[ref] = key
+            if self.fault is not None and self.fault.writing:
+                self.fault = None
         return path
 
     def load(self, ref: str) -> PrivateKey:
         cached = self._cache.get(ref)
         if cached is not None:
             return cached
+        key = self._read(ref)
+        with self._lock:
+            self._cache[ref] = key
+            if self.fault is not None and self.fault.ref == ref:
+                self.fault = None
+        return key
+
+    def _read(self, ref: str) -> PrivateKey:
+        """The key as stored now (never the cache)."""
         path = self.path_for(ref)
         try:
             pem = path.read_bytes()
         except FileNotFoundError as exc:
-            raise UnusableKey(f"private key {ref} is missing from {self.directory}") from exc
+            raise self._failed(ref, f"the key file is missing from {self.directory}") from exc
+        except OSError as exc:
+            raise self._failed(ref, f"the key file cannot be read: {exc.strerror or exc}") from exc
         encrypted = b"ENCRYPTED" in pem.split(b"\n", 1)[0]
+        if encrypted and self._passphrase is None:
+            raise self._failed(ref, "the key file is encrypted and no passphrase is set")
         try:
             key = serialization.load_pem_private_key(
                 pem, password=self._passphrase if encrypted else None
             )
         except (ValueError, TypeError) as exc:
-            raise UnusableKey(f"private key {ref} cannot be read (wrong passphrase?)") from exc
+            reason = (
+                "the key file does not decrypt (wrong passphrase or corrupt file)"
+                if encrypted
+                else "the key file is corrupt"
+            )
+            raise self._failed(ref, reason) from exc
         if not isinstance(
             key, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
         ):
-            raise UnusableKey(f"private key {ref} has an unsupported type")
-        with self._lock:
-            self._cache[ref] = key
+            raise self._failed(ref, "the key has an unsupported type")
         return key
+
+    def check(self) -> str | None:
+        """Why the store cannot serve now, or None (for /health: cheap, no decryption unless a
+        key failed before, which is then read again so that a restored file clears the fault)."""
+        if not self.directory.exists():
+            # Created with the first key: fine as long as it can be.
+            parent = next((p for p in self.directory.absolute().parents if p.exists()), None)
+            if parent is None or not os.access(parent, os.W_OK | os.X_OK):
+                return f"the keys folder {self.directory} does not exist and cannot be created"
+            return None
+        if not self.directory.is_dir():
+            return f"the keys folder {self.directory} is not a folder"
+        if not os.access(self.directory, os.R_OK | os.W_OK | os.X_OK):
+            return f"the keys folder {self.directory} is not readable and writable"
+        fault = self.fault
+        if fault is None:
+            return None
+        if fault.writing:
+            probe = self.directory / f".probe-{os.getpid()}-{threading.get_ident()}"
+            try:
+                probe.write_bytes(b"probe")
+                probe.unlink()
+            except OSError as exc:
+                return f"the keys folder {self.directory} cannot be written: {exc.strerror or exc}"
+            with self._lock:
+                if self.fault is fault:
+                    self.fault = None
+            return None
+        if fault.ref is None:
+            return fault.log_detail
+        try:
+            self.load(fault.ref)
+        except KeyStoreUnavailable as again:
+            return again.log_detail
+        return None
 
     def delete(self, ref: str) -> None:
         with self._lock:

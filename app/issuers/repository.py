@@ -101,3 +101,14 @@ def active_keys(
 def slugs(session: Session) -> dict[uuid.UUID, str]:
     """Every issuer's slug by id (to label what other features know only by issuer id)."""
     return {row.id: row.slug for row in session.execute(select(Issuer.id, Issuer.slug))}
+
+
+def every_active_key(session: Session) -> Sequence[tuple[str, SigningKey]]:
+    """(issuer slug, key) for every active signing key of every issuer."""
+    rows = session.execute(
+        select(Issuer.slug, SigningKey)
+        .join(SigningKey, SigningKey.issuer_id == Issuer.id)
+        .where(SigningKey.status == KeyStatus.active)
+        .order_by(Issuer.slug, SigningKey.created_at)
+    ).all()
+    return [(slug, key) for slug, key in rows]

@@ -22,6 +22,7 @@ from app.core.db import utcnow
 from app.core.errors import AppError, Conflict, NotFound, Unprocessable
 from app.core.keys import (
     KeyStore,
+    KeyStoreUnavailable,
     PrivateKey,
     SigningAlgorithm,
     generate_private_key,
@@ -337,6 +338,18 @@ def signer_for(
         signing_key_id=key.id,
         proof=proof,
     )
+
+
+def unreadable_active_keys(session: Session, *, keystore: KeyStore) -> list[str]:
+    """Every active signing key the key store cannot load, as "issuer <slug>, key <kid>: why"
+    (production start-up refuses to run with one: each issuance of that issuer would fail)."""
+    found = []
+    for slug, key in repository.every_active_key(session):
+        try:
+            keystore.load(str(key.id))
+        except KeyStoreUnavailable as exc:
+            found.append(f"issuer {slug}, key {key.key_id}: {exc.reason}")
+    return found
 
 
 # --- key lifecycle ----------------------------------------------------------------------------

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,9 +20,17 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from app.achievements import service as achievements_service
+from app.core import text as client_text
 from app.core.config import Settings
 from app.core.db import RawJSON, utcnow
-from app.core.errors import AppError, BadRequest, NotFound, PayloadTooLarge
+from app.core.errors import (
+    AppError,
+    BadRequest,
+    NotFound,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    Unprocessable,
+)
 from app.core.keys import KeyStore
 from app.credentials import bulk
 from app.issuers.models import Issuer
@@ -77,7 +84,7 @@ class RawRows:
 
 def rows_from_json(body: bytes) -> RawRows:
     try:
-        data = json.loads(body)
+        data = client_text.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"The body is not valid JSON: {exc}.") from exc
     if isinstance(data, dict) and isinstance(data.get("rows"), list):
@@ -95,6 +102,10 @@ def rows_from_csv(body: bytes) -> RawRows:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise BadRequest(f"The CSV file is not UTF-8 text: {exc}.") from exc
+    fault = client_text.text_fault(text)
+    if fault:  # strict UTF-8 holds no surrogate; a NUL would reach the database
+        line = text.count("\n", 0, text.find("\x00")) + 1
+        raise Unprocessable(f"The CSV file {fault} (line {line}).")
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader)
@@ -313,6 +324,10 @@ def work_chunk(
             batch = bulk.issue_many(
                 session, settings=settings, keystore=keystore, issuer=issuer, requests=requests
             )
+    except ServiceUnavailable:
+        # An outage (the key store, the database), not the rows' fault: the chunk stays pending
+        # (the unit of work rolls back the claim) and the runner retries it with backoff.
+        raise
     except AppError as exc:
         # Nothing of this chunk could be issued (e.g. the issuer has no active key): say so per row.
         batch = bulk.Batch([bulk.BulkResult(r.ref, "failed", error=exc.message) for r in requests])

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from app.badges.qr import qr_svg
+from app.core import text as client_text
 from app.core.cache import CachedImage
 from app.core.config import Settings
 from app.core.context import AppContext
@@ -197,7 +198,7 @@ def _read_flash(request: Request) -> dict[str, Any] | None:
     if not raw:
         return None
     try:
-        data = json.loads(base64.urlsafe_b64decode(raw.encode()))
+        data = client_text.loads(base64.urlsafe_b64decode(raw.encode()))
     except ValueError:
         return None
     return data if isinstance(data, dict) else None

@@ -7,7 +7,6 @@ reported as something we could not check.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -16,6 +15,7 @@ from typing import Any
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from app.core import multikey
+from app.core import text as client_text
 from app.core.keys import (
     PublicKey,
     UnsupportedKey,
@@ -91,7 +91,7 @@ def multikey_public_key(multibase: str, what: str = "the publicKeyMultibase") ->
 def did_jwk_public_key(did: str) -> PublicKey:
     ident = did.split("#", 1)[0]
     try:
-        jwk = json.loads(b64url_decode(ident[len("did:jwk:") :]))
+        jwk = client_text.loads(b64url_decode(ident[len("did:jwk:") :]))
         return public_key_from_jwk(jwk)
     except UnsupportedKey as exc:
         raise KeyUnresolvable(

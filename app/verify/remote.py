@@ -12,7 +12,6 @@ into the two kinds a verification reports differently:
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 from urllib.parse import unquote
@@ -21,6 +20,7 @@ import base58
 import httpx
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from app.core import text as client_text
 from app.core.fetch import Fetcher, RefusedAddress, RemoteFetchError
 from app.core.keys import PublicKey, UnsupportedKey, UnusableKey, public_key_from_jwk
 from app.verify.keys import (
@@ -130,7 +130,7 @@ def fetch_status_list(fetcher: Fetcher, url: str) -> str | dict[str, Any]:
     if media_type in {"application/vc+jwt", "application/jwt"}:
         raise RemoteFetchError(f"the status list at {url} is not a compact JWT")
     try:
-        document = json.loads(text)
+        document = client_text.loads(text)
     except (ValueError, RecursionError) as exc:
         raise RemoteFetchError(f"the status list at {url} is neither a JWT nor JSON") from exc
     if not isinstance(document, dict):

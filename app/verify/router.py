@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
@@ -12,9 +11,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as StarletteUploadFile
 
 from app.badges.bake import BadImage, unbake
+from app.core import text as client_text
 from app.core.context import AppContext
 from app.core.deps import ContextDep
-from app.core.errors import BadRequest, UnsupportedMediaType
+from app.core.errors import BadRequest, Unprocessable, UnsupportedMediaType
 from app.core.ratelimit import LimitClass, RateLimited, client_address, limiter
 from app.core.web import render
 from app.verify.page import verification_context
@@ -48,7 +48,9 @@ def _credential_from_body(content_type: str, body: bytes) -> str | dict[str, Any
             f'Unsupported content type {media!r}: send JSON {{"credential": …}}, a raw JWT as application/vc+jwt, or a baked badge image as multipart/form-data field "file".'
         )
     try:
-        data = json.loads(body)
+        data = client_text.loads(body)
+    except client_text.UnacceptableJSON as exc:
+        raise Unprocessable(f"{exc}.", loc=["body", *exc.fault.loc]) from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest("The request body is not valid JSON.") from exc
     try:
@@ -187,7 +189,14 @@ async def verify_page_submit(
     payload: str | dict[str, Any] = text
     if text.startswith("{"):
         try:
-            parsed = json.loads(text)
+            parsed = client_text.loads(text)
+        except client_text.UnacceptableJSON as exc:
+            return render(
+                request,
+                "verify.html",
+                {"submitted": "", "error": f"That JSON cannot be checked: {exc}."},
+                400,
+            )
         except ValueError:
             return render(
                 request,

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from sqlalchemy.orm import Session
 
 from app.core import jose
+from app.core import text as client_text
 from app.core.config import Settings
 from app.core.jsonld import ContextLoader
 from app.core.keys import PublicKey
@@ -173,6 +174,12 @@ class Verifier:
 
     def verify_json(self, credential: dict[str, Any]) -> Verification:
         """Verify a credential given as JSON: ours is checked against the signed record."""
+        fault = client_text.find_fault(credential)
+        if fault is not None:
+            # Not shown back either: a page or response cannot encode a lone surrogate.
+            v = Verification()
+            v.add(CheckName.format, CheckResult.fail, f"The credential cannot be checked: {fault}.")
+            return _skip_rest(v)
         record = read_record(self.session, own_record_id(self.settings, credential.get("id")))
         if record is not None:
             v = self.verify_jwt(record.jwt)
