@@ -14,6 +14,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.core.logs import current_request_id
+
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("microcred")
 
@@ -79,6 +81,9 @@ def problem(
         "detail": detail,
     }
     body.update(extra)
+    request_id = current_request_id()
+    if request_id is not None:  # the id the request's log lines carry (and X-Request-ID)
+        body["request_id"] = request_id
     return JSONResponse(
         jsonable_encoder(body), status_code=status, media_type=PROBLEM_JSON, headers=headers
     )

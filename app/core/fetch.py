@@ -38,6 +38,7 @@ import certifi
 import httpx
 
 from app.core.config import Settings
+from app.core.metrics import count_fetches
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -232,6 +233,7 @@ class Fetcher:
                 return None
             return media_type, body
 
+    @count_fetches  # one count per network fetch, by outcome (cache hits never get here)
     def _fetch(self, url: str, accept: str) -> tuple[str, bytes]:
         deadline = time.monotonic() + 2 * self.timeout
         target = self._checked_url(url)
