@@ -26,6 +26,7 @@ from app.core.errors import BodySizeLimitMiddleware, install_error_handlers, pro
 from app.core.logs import configure_logging
 from app.core.metrics import exposition, mark_process_dead, scrape_refusal
 from app.core.observe import RequestObserver
+from app.core.openapi import install as install_openapi
 from app.core.web import render
 from app.credentials import router as credentials
 from app.credentials import status_lists
@@ -214,6 +215,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(portfolios.router)
     app.include_router(verify.pages)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    install_openapi(app)
 
     @app.get("/health", tags=["public"])
     async def health() -> Response:

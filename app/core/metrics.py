@@ -37,7 +37,7 @@ from app.core.config import Environment, Settings
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # No `*_created` series: one more per labelled child, and Prometheus reads starts from resets.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]  # unannotated in prometheus-client
 P = ParamSpec("P")
 R = TypeVar("R")
 
