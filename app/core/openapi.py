@@ -94,6 +94,16 @@ def problem_responses(*statuses: int, **descriptions: str) -> Responses:
     }
 
 
+def media_types(*types: str, status: int = 200, description: str = "OK") -> Responses:
+    """The `responses=` of a route that answers `status` in other media types than JSON
+    (negotiated or fixed); use with `response_class=Response` so FastAPI adds no application/json."""
+    content = {
+        t: {"schema": {"type": "string"} if t.startswith("text/") else {"type": "object"}}
+        for t in types
+    }
+    return {status: {"description": description, "content": content}}
+
+
 def _error_content(html: bool) -> dict[str, Any]:
     content: dict[str, Any] = {PROBLEM_JSON: {"schema": PROBLEM_REF}}
     if html:
@@ -106,6 +116,7 @@ def _complete_operation(path: str, method: str, operation: dict[str, Any]) -> No
     has_path_params = "{" in path
     has_body = "requestBody" in operation
     has_params = bool(operation.get("parameters")) or has_body
+    has_query = any(p.get("in") == "query" for p in operation.get("parameters", []))
     serves_html = any(
         "text/html" in (r.get("content") or {})
         for status, r in responses.items()
@@ -118,6 +129,8 @@ def _complete_operation(path: str, method: str, operation: dict[str, Any]) -> No
         wanted.add(422)
     if has_body:
         wanted |= {400, 413}
+    if has_query:
+        wanted.add(400)  # a pagination cursor or a filter that does not parse
     if operation.get("security"):
         wanted.add(401)
     if operation.get("security") or _RATE_LIMITED_PATHS.search(path):

@@ -11,6 +11,7 @@ from pydantic import AwareDatetime
 
 from app.core.config import Settings
 from app.core.deps import ContextDep, SessionDep, SettingsDep
+from app.core.openapi import problem_responses
 from app.core.pagination import Page, decode_cursor, encode_cursor
 from app.credentials import repository, service
 from app.credentials.models import Credential
@@ -62,7 +63,14 @@ def credential_read(
     )
 
 
-@api.post("", status_code=201, response_model=CredentialRead)
+@api.post(
+    "",
+    status_code=201,
+    response_model=CredentialRead,
+    responses=problem_responses(
+        404, 409, _404="The achievement is not one of yours", _409="The issuer has no active key"
+    ),
+)
 def issue_credential(
     data: CredentialCreate,
     issuer: CurrentIssuer,
@@ -136,7 +144,11 @@ def get_credential(
     )
 
 
-@api.post("/{credential_id}/revoke", response_model=CredentialRead)
+@api.post(
+    "/{credential_id}/revoke",
+    response_model=CredentialRead,
+    responses=problem_responses(409, _409="Revoked already (revocation is final)"),
+)
 def revoke_credential(
     credential_id: uuid.UUID,
     data: StatusChange,
@@ -151,7 +163,13 @@ def revoke_credential(
     )
 
 
-@api.post("/{credential_id}/suspend", response_model=CredentialRead)
+@api.post(
+    "/{credential_id}/suspend",
+    response_model=CredentialRead,
+    responses=problem_responses(
+        409, _409="Revoked, suspended already, or the issuer offers no suspension"
+    ),
+)
 def suspend_credential(
     credential_id: uuid.UUID,
     data: StatusChange,
@@ -168,7 +186,11 @@ def suspend_credential(
     )
 
 
-@api.post("/{credential_id}/unsuspend", response_model=CredentialRead)
+@api.post(
+    "/{credential_id}/unsuspend",
+    response_model=CredentialRead,
+    responses=problem_responses(409, _409="Not suspended"),
+)
 def unsuspend_credential(
     credential_id: uuid.UUID,
     data: StatusChange,
