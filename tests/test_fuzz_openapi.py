@@ -71,6 +71,7 @@ class Fuzzed:
     jwt: str
     credential: dict[str, Any]
     known: dict[str, str]  # path parameter → an existing resource's id
+    database: str = "sqlite"
 
 
 def _webhook_endpoint(app: FastAPI, slug: str) -> uuid.UUID:
@@ -122,7 +123,9 @@ def fuzzed_db(
     if pg_schema_url is None:
         pytest.skip("PostgreSQL tests need MICROCRED_TEST_DATABASE_URL (set by .ci/run)")
     _empty_database(pg_schema_url)
-    yield from _populated(pg_schema_url, workdir)
+    for fuzzed in _populated(pg_schema_url, workdir):
+        fuzzed.database = "postgresql"
+        yield fuzzed
 
 
 def _populated(database_url: str, workdir: Path) -> Iterator[Fuzzed]:
@@ -254,6 +257,58 @@ def test_every_operation_answers_as_documented(
                     # strings) has no invalid request to generate
                     assert mode is GenerationMode.NEGATIVE
                     pytest.skip("no invalid input exists for this operation")
+
+
+# Text that some layer may not take: NUL (an error to PostgreSQL, text to SQLite), a string far
+# longer than any column, a lone percent sign, bidi and astral characters.
+HOSTILE_TEXT = [
+    "\x00",
+    "nul\x00inside",
+    "x" * 5000,
+    "%",
+    "\u202egnp.exe",
+    "\U0001f600",
+    " ",
+]
+
+
+def _auth_for(operation: schemathesis.APIOperation, fuzzed: Fuzzed) -> dict[str, str]:
+    tags = operation.tags or []
+    if "operator" in tags:
+        return ADMIN
+    if "issuer" in tags:
+        return bearer(fuzzed.issuer_key)
+    return {}
+
+
+def test_hostile_text_in_every_parameter(
+    api_schema: Any, fuzzed_db: Fuzzed, subtests: pytest.Subtests
+) -> None:
+    """Every path and query parameter of every operation, one at a time, set to each of
+    HOSTILE_TEXT (the others: existing ids, no query): answered as documented, never a 5xx.
+    Random generation seldom draws these; they are the inputs that broke a database before."""
+    fuzzed = fuzzed_db
+    operations = [result.ok() for result in api_schema.get_all_operations()]
+    for operation in operations:
+        names = re.findall(r"{(\w+)}", operation.path)
+        known = {n: fuzzed.known[n] for n in names}
+        query_names = [p.name for p in operation.query]
+        auth = _auth_for(operation, fuzzed)
+        with subtests.test(msg=operation.label):
+            for where, name in [("path", n) for n in names] + [("query", n) for n in query_names]:
+                for text in HOSTILE_TEXT:
+                    if "\x00" in text and fuzzed.database == "postgresql":
+                        # TODO(errors): NUL in a path or query parameter is a psycopg.DataError
+                        # (500) on PostgreSQL today; helper `errors` makes it a 4xx at the edge.
+                        # Remove this exclusion once that is merged.
+                        continue
+                    path_parameters = {**known, name: text} if where == "path" else known
+                    query = {name: text} if where == "query" else None
+                    case = operation.Case(path_parameters=path_parameters, query=query)
+                    response = case.call(headers=auth)
+                    if _oembed_format_refusal(case, response):
+                        continue
+                    case.validate_response(response, checks=CHECKS)
 
 
 # --- POST /api/v1/verify with arbitrary bodies ---------------------------------------------------

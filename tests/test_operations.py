@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
@@ -403,3 +404,71 @@ def test_two_workers_add_up_their_metrics(tmp_path: Path) -> None:
     finally:
         next(started, None)
     assert not metrics_dir.exists()
+
+
+# --- the OpenAPI document ------------------------------------------------------------------------
+
+
+def test_the_openapi_document_describes_every_error(observed: TestClient) -> None:
+    spec = observed.get("/openapi.json").json()
+    problem_schema = spec["components"]["schemas"]["ProblemDetails"]
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+    operations = [
+        (path, method, op)
+        for path, item in spec["paths"].items()
+        for method, op in item.items()
+        if isinstance(op, dict)
+    ]
+    assert len(operations) >= 50
+    for path, method, op in operations:
+        responses = op["responses"]
+        where = f"{method.upper()} {path}"
+        assert "503" in responses, where
+        assert "Retry-After" in responses["503"]["headers"], where
+        if "{" in path:
+            assert "404" in responses, where
+        if op.get("security"):
+            assert {"401", "429"} <= set(responses), where
+        if "requestBody" in op:
+            assert {"400", "413", "422"} <= set(responses), where
+        for status, response in responses.items():
+            assert response["headers"]["X-Request-ID"]["required"] is True, (where, status)
+            if int(status) >= 400:
+                content = response["content"]
+                assert content["application/problem+json"]["schema"] == {
+                    "$ref": "#/components/schemas/ProblemDetails"
+                }, (where, status)
+                assert "application/json" not in content, (where, status)
+
+    # what the API really sends fits the schema it documents
+    validator = jsonschema.Draft202012Validator(problem_schema)
+    assert observed.get("/credentials/not-a-uuid").status_code == 404
+    for response in [
+        observed.get("/issuers/nobody"),
+        observed.get("/credentials/not-a-uuid"),
+        observed.get("/api/v1/issuers"),
+        observed.post("/api/v1/issuers", json={"name": ""}, headers=ADMIN),
+        observed.post(
+            "/api/v1/issuers", content=b"{", headers={**ADMIN, "Content-Type": "application/json"}
+        ),
+        observed.post("/api/v1/verify", content=b"x", headers={"Content-Type": "image/gif"}),
+    ]:
+        assert response.status_code >= 400
+        assert response.headers["content-type"] == "application/problem+json"
+        body = response.json()
+        validator.validate(body)
+        assert body["request_id"] == response.headers["x-request-id"]
+        assert body["status"] == response.status_code
+
+
+def test_negotiated_media_types_are_documented(observed: TestClient) -> None:
+    paths = observed.get("/openapi.json").json()["paths"]
+
+    def media(path: str) -> set[str]:
+        return set(paths[path]["get"]["responses"]["200"]["content"])
+
+    assert media("/issuers/{slug}") == {"application/ld+json", "text/html"}
+    assert media("/achievements/{achievement_id}") == {"application/ld+json", "text/html"}
+    assert media("/issuers/{slug}/did.json") == {"application/did+json"}
+    assert media("/issuers/{slug}/jwks.json") == {"application/jwk-set+json"}
+    assert "application/vc+jwt" in media("/credentials/{credential_id}")
