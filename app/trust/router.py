@@ -21,6 +21,7 @@ from app.trust.schemas import (
 
 api = APIRouter(prefix="/api/v1/trust/issuers", tags=["operator"])
 
+
 def _problem(description: str) -> dict[str, Any]:
     return {"description": description, "content": {PROBLEM_JSON: {"schema": PROBLEM_REF}}}
 
