@@ -16,15 +16,21 @@ from typing import Any
 
 import httpx
 import jsonschema
+import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import select
 from test_interop_server import ADMIN as SERVER_ADMIN
 from test_interop_server import Server
 
 from app.core.logs import REDACTED, redact_path
+from app.issuers.models import Issuer
 from app.main import create_app
-from conftest import ADMIN, BASE_URL, World, bearer, make_settings
+from app.webhooks.models import WebhookEndpoint
+from app.webhooks.service import new_secret
+from conftest import ADMIN, BASE_URL, World, bearer, make_settings, ob_credential
 
 METRICS_TOKEN = "metrics-token-for-tests-0123"
 SCRAPE = {"Authorization": f"Bearer {METRICS_TOKEN}"}
@@ -180,6 +186,94 @@ def test_counters_move(observed: TestClient) -> None:
     assert moved("microcred_http_request_duration_seconds_count", route="/api/v1/credentials") == 1
     # labels are templates, never paths
     assert not [k for k in after if "not-a-uuid" in str(k)]
+
+
+def test_remote_fetches_are_counted_by_outcome(database_url: str, tmp_path: Path) -> None:
+    """A did:web key on loopback: refused by the guard (the default), and, with loopback allowed,
+    a connection nobody accepts (port 9): an error. Cache hits are not fetches."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    issuer = "did:web:127.0.0.1%3A9:issuers:nobody"
+    token = jwt.encode(
+        ob_credential(issuer), key, algorithm="ES256", headers={"typ": "JWT", "kid": f"{issuer}#k1"}
+    )
+    for allow_loopback, outcome in ((False, "refused"), (True, "error")):
+        settings = make_settings(
+            database_url,
+            tmp_path / "keys",
+            metrics_token=METRICS_TOKEN,
+            fetch_allow_loopback=allow_loopback,
+            fetch_timeout=2,
+        )
+        with TestClient(create_app(settings), base_url=BASE_URL) as client:
+            before = samples(client.get("/metrics", headers=SCRAPE).text)
+            result = World(client).verify(token)
+            assert result["verified"] is False
+            after = samples(client.get("/metrics", headers=SCRAPE).text)
+        fetched = {
+            o: total(after, "microcred_remote_fetches_total", outcome=o)
+            - total(before, "microcred_remote_fetches_total", outcome=o)
+            for o in ("ok", "refused", "timeout", "error")
+        }
+        assert fetched[outcome] >= 1, fetched
+        assert sum(fetched.values()) == fetched[outcome], fetched
+
+
+def test_job_rows_and_webhook_deliveries_are_counted(observed: TestClient) -> None:
+    app = observed.app
+    world = World(observed)
+    issuer, credential = world.issued()
+    key = issuer["api_key"]["key"]
+    ctx = app.state.ctx  # type: ignore[attr-defined]
+    with ctx.sessions() as session, session.begin():
+        found = session.scalars(select(Issuer).where(Issuer.slug == issuer["issuer"]["slug"])).one()
+        # written directly: the API refuses this loopback URL, and so does the dispatcher
+        session.add(
+            WebhookEndpoint(
+                issuer_id=found.id,
+                url="https://127.0.0.1:9/hooks",
+                events=["credential.issued"],
+                secret=new_secret(),
+            )
+        )
+    before = samples(observed.get("/metrics", headers=SCRAPE).text)
+    job = observed.post(
+        "/api/v1/credentials/batch",
+        json=[
+            {
+                "achievement_id": credential["achievement_id"],
+                "recipient": {"did": f"did:example:{n}"},
+            }
+            for n in range(3)
+        ],
+        headers=bearer(key),
+    )
+    assert job.status_code == 202, job.text
+    queued = samples(observed.get("/metrics", headers=SCRAPE).text)
+    assert value(queued, "microcred_jobs", state="queued") == 1
+    assert value(queued, "microcred_job_rows_pending") == 3
+    app.state.job_runner.run_until_idle()  # type: ignore[attr-defined]
+    worked = samples(observed.get("/metrics", headers=SCRAPE).text)
+    assert value(worked, "microcred_jobs", state="queued") == 0
+    assert value(worked, "microcred_job_rows_pending") == 0
+    assert (
+        total(worked, "microcred_job_rows_settled_total")
+        - total(before, "microcred_job_rows_settled_total")
+        == 3
+    )
+    assert (
+        total(worked, "microcred_credentials_issued_total", via="batch")
+        - total(before, "microcred_credentials_issued_total", via="batch")
+        == 3
+    )
+    assert value(worked, "microcred_webhook_deliveries", state="pending") == 3
+    app.state.webhook_dispatcher.run_once()  # type: ignore[attr-defined]
+    sent = samples(observed.get("/metrics", headers=SCRAPE).text)
+    assert (
+        total(sent, "microcred_webhook_delivery_attempts_total", outcome="retry")
+        - total(worked, "microcred_webhook_delivery_attempts_total", outcome="retry")
+        == 3
+    )
+    assert value(sent, "microcred_webhook_deliveries", state="pending") == 3  # to be retried
 
 
 def test_the_access_line_redacts_capability_urls(
