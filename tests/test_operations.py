@@ -7,6 +7,7 @@ read its metrics and its log the way an operator's tooling would.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
@@ -25,7 +26,7 @@ from sqlalchemy import select
 from test_interop_server import ADMIN as SERVER_ADMIN
 from test_interop_server import Server
 
-from app.core.logs import REDACTED, redact_path
+from app.core.logs import REDACTED, logging_config, redact_path
 from app.issuers.models import Issuer
 from app.main import create_app
 from app.webhooks.models import WebhookEndpoint
@@ -566,3 +567,50 @@ def test_negotiated_media_types_are_documented(observed: TestClient) -> None:
     assert media("/issuers/{slug}/did.json") == {"application/did+json"}
     assert media("/issuers/{slug}/jwks.json") == {"application/jwk-set+json"}
     assert "application/vc+jwt" in media("/credentials/{credential_id}")
+
+
+def test_a_500_carries_its_request_id_in_body_header_and_log(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A fault no handler maps (a route that raises, added for the test): the 500 problem, its
+    X-Request-ID, the traceback's log line (through the production JSON formatter) and the
+    metrics all name the same request."""
+    settings = make_settings(
+        database_url, tmp_path / "keys", metrics_token=METRICS_TOKEN, log_format="json"
+    )
+    app = create_app(settings)
+
+    @app.get("/boom", include_in_schema=False)
+    def boom() -> None:
+        raise RuntimeError("a fault for the test")
+
+    spec = logging_config(settings)["formatters"]["structured"]
+    formatter = spec["()"](
+        foreign_pre_chain=spec["foreign_pre_chain"], processors=spec["processors"]
+    )
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter)
+    logger = logging.getLogger("microcred")
+    logger.addHandler(handler)
+    try:
+        with TestClient(app, base_url=BASE_URL, raise_server_exceptions=False) as client:
+            before = samples(client.get("/metrics", headers=SCRAPE).text)
+            response = client.get("/boom", headers={"X-Request-ID": "trace-500"})
+            after = samples(client.get("/metrics", headers=SCRAPE).text)
+    finally:
+        logger.removeHandler(handler)
+    assert response.status_code == 500
+    assert response.headers["x-request-id"] == "trace-500"
+    assert response.json()["request_id"] == "trace-500"
+    assert "a fault for the test" not in response.text
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    [logged] = [line for line in lines if line.get("event") == "unhandled error"]
+    assert logged["request_id"] == "trace-500"
+    assert logged["level"] == "error"
+    assert "a fault for the test" in json.dumps(logged["exception"])
+    assert (
+        total(after, "microcred_http_requests_total", route="/boom", status="500")
+        - total(before, "microcred_http_requests_total", route="/boom", status="500")
+        == 1
+    )
