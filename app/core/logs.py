@@ -15,7 +15,7 @@ import logging
 import logging.config
 import os
 import re
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import Any
 
 import structlog
@@ -23,7 +23,6 @@ from structlog.typing import EventDict, Processor, WrappedLogger
 
 from app.core.config import LogFormat, Settings
 
-REQUEST_ID_HEADER = "X-Request-ID"
 # What an incoming X-Request-ID may be to be kept (a proxy's or a client's correlation id):
 # bounded, and from a charset that cannot forge log structure or smuggle markup. Anything else is
 # replaced by an id of ours, never echoed.
@@ -57,8 +56,9 @@ def current_request_id() -> str | None:
     return _request_id.get()
 
 
-def start_request(header: bytes | None) -> str:
-    """Take the client's X-Request-ID when it is well-formed, else make one; bind it here."""
+def start_request(header: bytes | None) -> tuple[str, Token[str | None]]:
+    """Take the client's X-Request-ID when it is well-formed, else make one; bind it to this
+    context until `end_request(token)`."""
     rid: str | None = None
     if header is not None:
         candidate = header.decode("latin-1")
@@ -66,11 +66,11 @@ def start_request(header: bytes | None) -> str:
             rid = candidate
     if rid is None:
         rid = f"{_prefix}{next(_counter) & 0xFFFFFFFFFFFFFFFF:016x}"
-    # Not reset when the request ends: each request runs in a task of its own (uvicorn), so the
-    # value dies with it, and the 500 handler, which runs after the middleware has unwound,
-    # still sees it.
-    _request_id.set(rid)
-    return rid
+    return rid, _request_id.set(rid)
+
+
+def end_request(token: Token[str | None]) -> None:
+    _request_id.reset(token)
 
 
 def redact_path(path: str) -> str:

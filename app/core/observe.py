@@ -11,7 +11,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.logs import redact_path, start_request
+from app.core.logs import end_request, redact_path, start_request
 from app.core.metrics import observe_request
 
 access = logging.getLogger("microcred.access")
@@ -43,7 +43,7 @@ class RequestObserver:
             if name == b"x-request-id":
                 incoming = value
                 break
-        rid = start_request(incoming)
+        rid, bound = start_request(incoming)
         rid_header = (b"x-request-id", rid.encode("ascii"))
         status = 500  # what the client gets when the app raises before answering
 
@@ -73,3 +73,4 @@ class RequestObserver:
                         "client": (scope.get("client") or ("-",))[0],
                     },
                 )
+            end_request(bound)
