@@ -111,7 +111,7 @@ def _error_content(html: bool) -> dict[str, Any]:
     return content
 
 
-def _complete_operation(path: str, method: str, operation: dict[str, Any]) -> None:
+def _complete_operation(path: str, operation: dict[str, Any]) -> None:
     responses: dict[str, Any] = operation.setdefault("responses", {})
     has_path_params = "{" in path
     has_body = "requestBody" in operation
@@ -145,7 +145,7 @@ def _complete_operation(path: str, method: str, operation: dict[str, Any]) -> No
         content = response.get("content") or {}
         schema = (content.get("application/json") or {}).get("schema") or {}
         if not content or schema.get("$ref", "").endswith("/HTTPValidationError"):
-            # FastAPI's own 422 shape is not what the error handler sends: the problem is
+            # no content declared, or FastAPI's own 422 shape, which the error handler never sends
             content = response["content"] = _error_content(serves_html)
         content.setdefault(PROBLEM_JSON, {"schema": PROBLEM_REF})
         if serves_html:
@@ -158,9 +158,9 @@ def complete_document(document: dict[str, Any]) -> dict[str, Any]:
     """`document` with every operation's error responses, the ProblemDetails schema and the
     X-Request-ID header (in place; returned for convenience)."""
     for path, item in document.get("paths", {}).items():
-        for method, operation in item.items():
+        for operation in item.values():
             if isinstance(operation, dict) and "responses" in operation:
-                _complete_operation(path, method, operation)
+                _complete_operation(path, operation)
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     schemas["ProblemDetails"] = PROBLEM_SCHEMA
     # FastAPI's validation error shapes, now referenced by no operation
