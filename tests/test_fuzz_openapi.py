@@ -232,6 +232,11 @@ def test_every_operation_answers_as_documented(
     api_schema: Any, fuzzed_db: Fuzzed, mode: GenerationMode, subtests: pytest.Subtests
 ) -> None:
     fuzzed = fuzzed_db
+    if mode is GenerationMode.NEGATIVE and fuzzed.database == "postgresql":
+        # Input that breaks the schema is refused before any query runs: one database shows it.
+        # What only PostgreSQL refuses (NUL) is valid to the schema: the positive mode and
+        # test_hostile_text_in_every_parameter send it there.
+        pytest.skip("schema-invalid input is refused before the database; run on SQLite")
     operations = [result.ok() for result in api_schema.get_all_operations()]
     assert len(operations) >= 15, [op.label for op in operations]
     for operation in operations:
