@@ -464,8 +464,10 @@ def test_a_real_server_counts_and_logs(server: Observed) -> None:
     # uvicorn's own access lines are gone (they name the client as "host:port - \"GET …\"")
     assert not [line for line in lines if line.get("logger") == "uvicorn.access"]
     assert not re.search(r'"GET /\S* HTTP/1\.1" \d{3}', log)
-    # uvicorn's start-up lines are structured too
+    # uvicorn's start-up lines are structured too, without their terminal-coloured copy
     assert any(line.get("logger") == "uvicorn.error" for line in lines)
+    assert "\x1b" not in log
+    assert not [line for line in lines if "color_message" in line]
 
 
 @pytest.mark.slow

@@ -91,12 +91,18 @@ def _add_request_id(_logger: WrappedLogger, _name: str, event: EventDict) -> Eve
     return event
 
 
+def _drop_color_message(_logger: WrappedLogger, _name: str, event: EventDict) -> EventDict:
+    event.pop("color_message", None)  # uvicorn's copy of its message with terminal escapes
+    return event
+
+
 def _shared_processors() -> list[Processor]:
     return [
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         # `log.info("…", extra={...})` fields become members of the line (the access line's)
         structlog.stdlib.ExtraAdder(),
+        _drop_color_message,
         _add_request_id,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.stdlib.PositionalArgumentsFormatter(),
