@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -26,6 +30,10 @@ from app.core.errors import (
     problem,
 )
 from app.core.health import ReadinessProbe
+from app.core.logs import configure_logging
+from app.core.metrics import exposition, mark_process_dead, scrape_refusal
+from app.core.observe import RequestObserver
+from app.core.openapi import install as install_openapi
 from app.core.ratelimit import RateLimiter
 from app.core.web import render
 from app.credentials import router as credentials
@@ -33,6 +41,7 @@ from app.credentials import status_lists
 from app.issuers import audit_router
 from app.issuers import router as issuers
 from app.issuers import service as issuers_service
+from app.jobs import repository as jobs_repository
 from app.jobs import router as jobs
 from app.jobs.runner import JobRunner
 from app.models import load_all_models
@@ -40,6 +49,7 @@ from app.portfolios import router as portfolios
 from app.trust import router as trust
 from app.verify import credential_pages
 from app.verify import router as verify
+from app.webhooks import repository as webhooks_repository
 from app.webhooks import router as webhooks
 from app.webhooks.dispatcher import Dispatcher
 
@@ -146,9 +156,21 @@ def freeze_heap() -> None:
     gc.freeze()
 
 
+class MicrocredApp(FastAPI):
+    """FastAPI with the request observer (request id, metrics, access line) outermost: outside
+    Starlette's error middleware too, so that a 500 is counted and carries its X-Request-ID."""
+
+    access_log: bool = False
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return RequestObserver(super().build_middleware_stack(), access_log=self.access_log)
+
+
 def serving_app() -> FastAPI:
     """The app as `microcred serve` runs it in each worker process (uvicorn's factory)."""
-    app = create_app()
+    settings = Settings()
+    configure_logging(settings)
+    app = create_app(settings)
     freeze_heap()
     return app
 
@@ -177,8 +199,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await run_in_threadpool(runner.stop)
             await run_in_threadpool(dispatcher.stop)
             ctx.close()
+            mark_process_dead(os.getpid())
 
-    app = FastAPI(
+    app = MicrocredApp(
         title="microcred",
         version="0.1.0",
         summary="Issue and verify micro-credentials as Open Badges 3.0 VC-JWTs.",
@@ -189,6 +212,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
         lifespan=lifespan,
     )
+    app.access_log = settings.access_log
     app.state.ctx = ctx
     app.state.rate_limiter = RateLimiter.from_settings(settings)
     app.state.job_runner = runner
@@ -221,6 +245,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(portfolios.router)
     app.include_router(verify.pages)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    install_openapi(app)
 
     readiness = ReadinessProbe(ctx)
 
@@ -255,8 +280,67 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """Liveness: the process answers (no database, key store or disk work)."""
         return JSONResponse({"status": "ok"})
 
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        """Prometheus metrics (see app/core/metrics.py for who may read them)."""
+        refused = scrape_refusal(
+            settings,
+            request.headers.get("authorization"),
+            request.client.host if request.client else None,
+        )
+        if refused == 401:
+            return problem(
+                401,
+                "The metrics token is missing or wrong.",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if refused == 403:
+            return problem(
+                403,
+                "Metrics are served to loopback clients only; set MICROCRED_METRICS_TOKEN to scrape from elsewhere.",
+            )
+        if refused is not None:
+            return problem(404, "No such resource.")
+        async with ctx.db_slots():
+            body, content_type = await run_in_threadpool(
+                exposition, [lambda: _database_metrics(ctx)]
+            )
+        return Response(body, headers={"Content-Type": content_type, "Cache-Control": "no-store"})
+
     @app.get("/", include_in_schema=False)
     async def home(request: Request) -> Response:
         return render(request, "home.html", {"settings": settings})
 
     return app
+
+
+def _database_metrics(ctx: AppContext) -> Iterable[Metric]:
+    """What is state, not an event, read from the database when scraped (right across workers
+    and replicas): jobs waiting and their pending rows, webhook deliveries by state."""
+    up = GaugeMetricFamily(
+        "microcred_metrics_database_up", "Whether the scrape could read the database (1) or not."
+    )
+    try:
+        with ctx.sessions() as session:
+            jobs_waiting, rows_pending = jobs_repository.queue_depth(session)
+            deliveries = webhooks_repository.deliveries_by_state(session)
+    except SQLAlchemyError as exc:
+        log.warning("metrics: database unreadable: %s", type(exc).__name__)
+        up.add_metric([], 0)
+        return [up]
+    up.add_metric([], 1)
+    jobs_family = GaugeMetricFamily(
+        "microcred_jobs", "Bulk jobs not yet completed, by state.", labels=["state"]
+    )
+    for state, count in jobs_waiting.items():
+        jobs_family.add_metric([state], count)
+    rows_family = GaugeMetricFamily(
+        "microcred_job_rows_pending", "Rows of queued and running bulk jobs not yet settled."
+    )
+    rows_family.add_metric([], rows_pending)
+    deliveries_family = GaugeMetricFamily(
+        "microcred_webhook_deliveries", "Webhook deliveries by state.", labels=["state"]
+    )
+    for state, count in deliveries.items():
+        deliveries_family.add_metric([state], count)
+    return [up, jobs_family, rows_family, deliveries_family]

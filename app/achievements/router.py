@@ -13,6 +13,7 @@ from app.achievements.models import Achievement
 from app.achievements.schemas import AchievementCreate, AchievementRead
 from app.core.config import Settings
 from app.core.deps import ReadSessionDep, SessionDep, SettingsDep
+from app.core.openapi import media_types
 from app.core.pagination import Page, decode_cursor, encode_cursor
 from app.core.standards import OB3_CONTEXT, VC2_CONTEXT
 from app.core.web import negotiated, render, wants_html
@@ -67,7 +68,14 @@ def get_achievement(
     return achievement_read(settings, achievement, issuer.slug)
 
 
-@public.get("/achievements/{achievement_id}", response_model=None)
+@public.get(
+    "/achievements/{achievement_id}",
+    response_model=None,
+    response_class=Response,
+    responses=media_types(
+        "application/ld+json", "text/html", description="The achievement, or its page"
+    ),
+)
 def public_achievement(
     achievement_id: uuid.UUID, request: Request, session: ReadSessionDep, settings: SettingsDep
 ) -> Response:

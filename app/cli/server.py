@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -52,10 +53,16 @@ def serve(
     ] = None,
 ) -> None:
     """Run the service with uvicorn."""
+    import shutil
+
     import uvicorn
+
+    from app.core.logs import configure_logging
 
     settings = load_settings()  # fail fast on bad settings, before forking workers
     require_database(settings)
+    configure_logging(settings)
+    metrics_dir = _metrics_dir(workers)
     if workers > 1 and "MICROCRED_JOB_THREADS" not in os.environ:
         # Processes already overlap each other's database waits; a second job thread per
         # process then only contends for the GIL (bench.bulk: 48 % of the ceiling with one,
@@ -69,23 +76,52 @@ def serve(
                 "each limit (set MICROCRED_RATE_LIMIT_STORAGE=redis://… to share the counters)"
             ]
         )
-    uvicorn.run(
-        "app.main:serving_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        reload=reload,
-        access_log=settings.access_log,
-        proxy_headers=True,
-        forwarded_allow_ips=forwarded_allow_ips or "127.0.0.1,::1",
-        # uvicorn's supervisor pings every worker and kills one that does not answer within this
-        # many seconds, counting from its spawn. Its default (5 s) is shorter than a worker takes
-        # to start when several start at once on a small machine (4 workers on 2 cores: killed
-        # and respawned in a loop, never serving).
-        timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
-        log_level="info",
-    )
+    try:
+        uvicorn.run(
+            "app.main:serving_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            reload=reload,
+            # The app logs one structured, redacted line per request (MICROCRED_ACCESS_LOG)
+            # instead, and the process's logging is configured by app.core.logs, not by uvicorn.
+            access_log=False,
+            log_config=None,
+            proxy_headers=True,
+            forwarded_allow_ips=forwarded_allow_ips or "127.0.0.1,::1",
+            # uvicorn's supervisor pings every worker and kills one that does not answer within
+            # this many seconds, counting from its spawn. Its default (5 s) is shorter than a
+            # worker takes to start when several start at once on a small machine (4 workers on
+            # 2 cores: killed and respawned in a loop, never serving).
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
+            log_level=settings.log_level.lower(),
+        )
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _metrics_dir(workers: int) -> str | None:
+    """Multi-process metrics for `--workers N`: every worker writes its values to files in
+    PROMETHEUS_MULTIPROC_DIR, which must be empty when the server starts (values of an earlier
+    run would be added in). A directory the operator names is emptied of those files; otherwise a
+    fresh temporary one is made, and returned so that it is removed when the server stops."""
+    import tempfile
+
+    from app.core.metrics import MULTIPROC_ENV
+
+    if workers == 1:
+        return None
+    given = os.environ.get(MULTIPROC_ENV)
+    if given:
+        Path(given).mkdir(parents=True, exist_ok=True)
+        for stale in Path(given).glob("*.db"):
+            stale.unlink()
+        return None
+    made = tempfile.mkdtemp(prefix="microcred-metrics-")
+    os.environ[MULTIPROC_ENV] = made  # inherited by the worker processes uvicorn spawns
+    return made
 
 
 def _report_connection_budget(settings: Settings, workers: int) -> None:
@@ -165,11 +201,13 @@ def worker(
     import signal
     import threading
 
+    from app.core.logs import configure_logging
     from app.jobs.runner import JobRunner
     from app.main import freeze_heap
     from app.webhooks.dispatcher import Dispatcher
 
     ctx = context()
+    configure_logging(ctx.settings)
     runner = JobRunner(ctx)
     dispatcher = Dispatcher.from_context(ctx)
     freeze_heap()

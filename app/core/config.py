@@ -19,6 +19,11 @@ class Environment(StrEnum):
     production = "production"
 
 
+class LogFormat(StrEnum):
+    json = "json"  # one JSON object a line, for log shippers
+    console = "console"  # aligned, readable lines for a terminal
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MICROCRED_", extra="ignore")
 
@@ -31,7 +36,16 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     # Seconds from a request's start by which its whole body must have arrived (408 after).
     body_timeout: float = Field(default=30.0, gt=0, le=3600)
+    # One structured line per request (method, route, status, duration, request id; capability
+    # tokens redacted). Off by default: it costs throughput (see README, Operations).
     access_log: bool = False
+    # Log lines: json or console (default: json in production, console in development).
+    log_format: LogFormat | None = None
+    log_level: str = Field(default="info", pattern=r"^(?i:debug|info|warning|error)$")
+    # Prometheus metrics at /metrics. Without a token, only loopback clients may read them, and
+    # in production nobody may (the endpoint answers 404 until a token is set).
+    metrics_enabled: bool = True
+    metrics_token: SecretStr | None = None
     qr_cache_size: int = Field(default=4096, ge=0)
     db_pool_size: int = Field(default=5, ge=1)
     # Fetching what foreign issuers publish (did:web documents, HTTPS key URLs, status lists).
@@ -121,6 +135,13 @@ class Settings(BaseSettings):
             )
         if parts.query or parts.fragment:
             raise ValueError("MICROCRED_BASE_URL must not carry a query or fragment")
+        return value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _metrics_token_is_a_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().strip()) < 16:
+            raise ValueError("MICROCRED_METRICS_TOKEN must be a secret of at least 16 characters")
         return value
 
     @model_validator(mode="after")

@@ -20,6 +20,7 @@ from starlette.requests import ClientDisconnect, cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core import text
+from app.core.logs import current_request_id
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("microcred")
@@ -140,6 +141,9 @@ def problem(
     body.update(extra)
     if status == 503 and not (headers and "Retry-After" in headers):
         headers = {**(headers or {}), "Retry-After": str(RETRY_AFTER_SECONDS)}
+    request_id = current_request_id()
+    if request_id is not None:  # the id the request's log lines carry (and X-Request-ID)
+        body["request_id"] = request_id
     return JSONResponse(
         jsonable_encoder(body), status_code=status, media_type=PROBLEM_JSON, headers=headers
     )

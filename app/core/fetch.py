@@ -74,6 +74,7 @@ import httpx
 
 from app.core import text as client_text
 from app.core.config import Settings
+from app.core.metrics import count_fetches
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolve = Any  # socket.getaddrinfo's signature: (host, port, type=...) -> list of address infos
@@ -424,6 +425,7 @@ class Fetcher:
             self._remember(self._cache, key, (time.monotonic() + self.cache_ttl, media_type, body))
         return media_type, body
 
+    @count_fetches  # one count per network fetch, by outcome (cache hits never get here)
     def _fetch(self, url: str, accept: str, deadline: float) -> Fetched:
         target = self._checked_url(url)
         origin = (target.host, target.port)

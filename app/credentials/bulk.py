@@ -25,6 +25,7 @@ from app.audit.models import AuditEventType
 from app.core.config import Settings
 from app.core.db import bulk_insert, insert_ignoring_conflicts, utcnow
 from app.core.keys import KeyStore
+from app.core.metrics import CREDENTIALS_ISSUED
 from app.credentials import builder, repository
 from app.credentials.models import Credential, CredentialStatus
 from app.credentials.service import credential_url
@@ -278,6 +279,8 @@ def _sign_and_store(
     for row in stored:
         request = by_id[row["id"]]
         results[request.ref] = BulkResult(request.ref, "issued", credential_id=row["id"])
+    if stored:
+        CREDENTIALS_ISSUED.labels(str(signer.algorithm), "batch").inc(len(stored))
     return stored, signer.kid
 
 

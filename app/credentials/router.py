@@ -12,6 +12,7 @@ from pydantic import AwareDatetime
 from app.achievements import service as achievements_service
 from app.core.config import Settings
 from app.core.deps import ContextDep, SessionDep, SettingsDep
+from app.core.openapi import problem_responses
 from app.core.pagination import Page, decode_cursor, encode_cursor
 from app.credentials import service
 from app.credentials.models import Credential
@@ -39,7 +40,14 @@ def credential_read(
     )
 
 
-@api.post("", status_code=201, response_model=CredentialRead)
+@api.post(
+    "",
+    status_code=201,
+    response_model=CredentialRead,
+    responses=problem_responses(
+        404, 409, _404="The achievement is not one of yours", _409="The issuer has no active key"
+    ),
+)
 def issue_credential(
     data: CredentialCreate,
     issuer: CurrentIssuer,
@@ -117,7 +125,11 @@ def get_credential(
     )
 
 
-@api.post("/{credential_id}/revoke", response_model=CredentialRead)
+@api.post(
+    "/{credential_id}/revoke",
+    response_model=CredentialRead,
+    responses=problem_responses(409, _409="Revoked already (revocation is final)"),
+)
 def revoke_credential(
     credential_id: uuid.UUID,
     data: StatusChange,
@@ -132,7 +144,13 @@ def revoke_credential(
     )
 
 
-@api.post("/{credential_id}/suspend", response_model=CredentialRead)
+@api.post(
+    "/{credential_id}/suspend",
+    response_model=CredentialRead,
+    responses=problem_responses(
+        409, _409="Revoked, suspended already, or the issuer offers no suspension"
+    ),
+)
 def suspend_credential(
     credential_id: uuid.UUID,
     data: StatusChange,
@@ -149,7 +167,11 @@ def suspend_credential(
     )
 
 
-@api.post("/{credential_id}/unsuspend", response_model=CredentialRead)
+@api.post(
+    "/{credential_id}/unsuspend",
+    response_model=CredentialRead,
+    responses=problem_responses(409, _409="Not suspended"),
+)
 def unsuspend_credential(
     credential_id: uuid.UUID,
     data: StatusChange,

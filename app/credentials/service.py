@@ -22,6 +22,7 @@ from app.core.config import Settings
 from app.core.db import add_unless_conflict, utcnow
 from app.core.errors import AppError, Conflict, NotFound, Unprocessable
 from app.core.keys import KeyStore
+from app.core.metrics import CREDENTIALS_ISSUED
 from app.core.security import hash_secret
 from app.credentials import builder, repository
 from app.credentials.models import Credential, CredentialStatus
@@ -182,6 +183,7 @@ def issue_credential(
                 "The Idempotency-Key collided with a request that left no credential; retry."
             )
         return _replay(earlier, fingerprint)  # our status slots stay unused (see status.claim)
+    CREDENTIALS_ISSUED.labels(str(signer.algorithm), "api").inc()
     audit_service.append(
         session,
         issuer_id=issuer.id,

@@ -15,6 +15,7 @@ from fastapi.responses import Response
 
 from app.core.cache import CachedImage
 from app.core.deps import ContextDep, ReadSessionDep
+from app.core.openapi import problem_responses
 from app.core.web import JSON_TYPES, JWT_TYPES, negotiated, preferred
 from app.credentials import repository
 from app.issuers import service as issuers_service
@@ -37,6 +38,7 @@ CACHE_CONTROL = "public, max-age=60, must-revalidate"
             "description": "The signed status list credential (JWT), or its JSON payload by Accept.",
         },
         304: {"description": "Not modified"},
+        **problem_responses(409, _409="The issuer has no active key to sign the list with"),
     },
     response_class=Response,
 )

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, Response
 
 from app.core.config import Settings
 from app.core.deps import AdminDep, ContextDep, ReadSessionDep, SessionDep, SettingsDep
+from app.core.openapi import media_types, problem_responses
 from app.core.standards import OB3_CONTEXT, VC2_CONTEXT
 from app.core.web import negotiated, render, wants_html
 from app.issuers import repository, service
@@ -42,7 +43,12 @@ def issuer_read(
     return IssuerRead.from_record(settings, issuer, keys)
 
 
-@api.post("", status_code=201, response_model=IssuerCreated)
+@api.post(
+    "",
+    status_code=201,
+    response_model=IssuerCreated,
+    responses=problem_responses(409, _409="The slug is taken"),
+)
 def create_issuer(
     data: IssuerCreate, _admin: AdminDep, session: SessionDep, ctx: ContextDep
 ) -> IssuerCreated:
@@ -98,7 +104,11 @@ def create_api_key(
     return ApiKeyCreated(**ApiKeyRead.model_validate(record).model_dump(), key=secret)
 
 
-@api.delete("/{slug}/api-keys/{key_id}", response_model=ApiKeyRead)
+@api.delete(
+    "/{slug}/api-keys/{key_id}",
+    response_model=ApiKeyRead,
+    responses=problem_responses(409, _409="The API key is already revoked"),
+)
 def revoke_api_key(
     slug: str, key_id: uuid.UUID, _admin: AdminDep, session: SessionDep
 ) -> ApiKeyRead:
@@ -135,7 +145,11 @@ def rotate_signing_key(
     return SigningKeyRotated(**read.model_dump(), warnings=warnings)
 
 
-@api.post("/{slug}/keys/{key_id}/retire", response_model=SigningKeyRead)
+@api.post(
+    "/{slug}/keys/{key_id}/retire",
+    response_model=SigningKeyRead,
+    responses=problem_responses(409, _409="The key is not active, or the only active one"),
+)
 def retire_signing_key(
     slug: str, key_id: str, _admin: AdminDep, session: SessionDep, settings: SettingsDep
 ) -> SigningKeyRead:
@@ -145,7 +159,11 @@ def retire_signing_key(
     return signing_key_read(settings.issuer_did(issuer.slug), key)
 
 
-@api.post("/{slug}/keys/{key_id}/compromise", response_model=SigningKeyRead)
+@api.post(
+    "/{slug}/keys/{key_id}/compromise",
+    response_model=SigningKeyRead,
+    responses=problem_responses(409, _409="The key is compromised already"),
+)
 def compromise_signing_key(
     slug: str,
     key_id: str,
@@ -167,7 +185,14 @@ def compromise_signing_key(
 _PUBLIC_CACHE = "public, max-age=300"
 
 
-@public.get("/issuers/{slug}", response_model=None)
+@public.get(
+    "/issuers/{slug}",
+    response_model=None,
+    response_class=Response,
+    responses=media_types(
+        "application/ld+json", "text/html", description="The profile, or its page"
+    ),
+)
 def issuer_profile(
     slug: str, request: Request, session: ReadSessionDep, settings: SettingsDep
 ) -> Response:
@@ -199,7 +224,11 @@ def issuer_profile(
     )
 
 
-@public.get("/issuers/{slug}/did.json")
+@public.get(
+    "/issuers/{slug}/did.json",
+    response_class=Response,
+    responses=media_types("application/did+json", description="The DID document"),
+)
 def issuer_did_document(slug: str, session: ReadSessionDep, settings: SettingsDep) -> JSONResponse:
     """The issuer's did:web DID document: its keys not reported compromised, active first."""
     issuer = service.get_issuer(session, slug=slug)
@@ -209,7 +238,11 @@ def issuer_did_document(slug: str, session: ReadSessionDep, settings: SettingsDe
     )
 
 
-@public.get("/issuers/{slug}/jwks.json")
+@public.get(
+    "/issuers/{slug}/jwks.json",
+    response_class=Response,
+    responses=media_types("application/jwk-set+json", description="The key set"),
+)
 def issuer_jwks(slug: str, session: ReadSessionDep, settings: SettingsDep) -> JSONResponse:
     """The keys of the DID document, in its order, as a JSON Web Key Set."""
     issuer = service.get_issuer(session, slug=slug)

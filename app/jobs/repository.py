@@ -193,3 +193,26 @@ def list_for_issuer(
     if after is not None:
         query = query.where(tuple_(Job.created_at, Job.id) < tuple_(*after))
     return session.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)).all()
+
+
+def queue_depth(session: Session) -> tuple[dict[str, int], int]:
+    """Jobs not yet completed by state, and their rows still pending (for /metrics).
+
+    Reads the jobs table only (its state index), not the rows: a row's job counts what is settled.
+    """
+    waiting = (JobState.queued, JobState.running)
+    result = session.execute(
+        select(
+            Job.state,
+            func.count(),
+            func.coalesce(func.sum(Job.total - Job.issued - Job.existing - Job.failed), 0),
+        )
+        .where(Job.state.in_(waiting))
+        .group_by(Job.state)
+    )
+    jobs = {str(state): 0 for state in waiting}
+    rows = 0
+    for state, count, pending in result:
+        jobs[str(state)] = int(count)
+        rows += int(pending)
+    return jobs, rows

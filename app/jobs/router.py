@@ -16,6 +16,7 @@ from starlette.datastructures import UploadFile
 from app.core.config import Settings
 from app.core.deps import ContextDep, SessionDep
 from app.core.errors import BadRequest, UnsupportedMediaType
+from app.core.openapi import problem_responses
 from app.core.pagination import Page, decode_cursor, encode_cursor
 from app.issuers.deps import CurrentIssuer
 from app.issuers.models import Issuer
@@ -98,6 +99,7 @@ async def _read_batch(request: Request) -> service.RawRows:
         404: {"description": "The `achievement_id` parameter names no achievement of yours"},
         413: {"description": "More rows (or bytes) than one request may carry"},
         415: {"description": "Neither JSON, CSV nor a multipart upload"},
+        **problem_responses(409, _409="The issuer has no active key"),
     },
 )
 async def submit_batch(

@@ -16,6 +16,7 @@ from collections.abc import Callable
 import psycopg
 
 from app.core.context import AppContext
+from app.core.metrics import JOB_ROWS
 from app.jobs import repository, service
 
 log = logging.getLogger("microcred.jobs")
@@ -80,6 +81,7 @@ class JobRunner:
                 session.close()
             if n == 0:
                 break
+            JOB_ROWS.inc(n)
             done += n
             if progress is not None:
                 progress(n)

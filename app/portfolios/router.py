@@ -22,6 +22,7 @@ from app.core.config import Settings
 from app.core.context import AppContext
 from app.core.deps import ContextDep, ReadSessionDep, SessionDep
 from app.core.errors import AppError, problem
+from app.core.openapi import problem_responses
 from app.core.ratelimit import RateLimited, credential_key, limiter
 from app.core.web import JSON_TYPES, negotiated, preferred, render
 from app.credentials import service as credentials_service
@@ -141,7 +142,10 @@ def get_managed(
     "/{token}/portfolio",
     response_model=PortfolioJoined,
     status_code=201,
-    responses={200: {"model": PortfolioJoined, "description": "Added to an existing portfolio"}},
+    responses={
+        200: {"model": PortfolioJoined, "description": "Added to an existing portfolio"},
+        **problem_responses(409, _409="The handle is taken"),
+    },
 )
 def add_to_portfolio(
     token: ManageToken, data: PortfolioJoin, request: Request, session: SessionDep, ctx: ContextDep

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body, Query, Response
 
 from app.core.deps import AdminDep, ReadSessionDep, SessionDep
 from app.core.errors import PROBLEM_JSON
+from app.core.openapi import PROBLEM_REF
 from app.trust import service
 from app.trust.models import DCC_SOURCE_PREFIX, SOURCE_MAX
 from app.trust.schemas import (
@@ -20,20 +21,9 @@ from app.trust.schemas import (
 
 api = APIRouter(prefix="/api/v1/trust/issuers", tags=["operator"])
 
-_PROBLEM_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "type": {"type": "string"},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "detail": {"type": "string"},
-    },
-    "required": ["type", "title", "status", "detail"],
-}
-
 
 def _problem(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {PROBLEM_JSON: {"schema": _PROBLEM_SCHEMA}}}
+    return {"description": description, "content": {PROBLEM_JSON: {"schema": PROBLEM_REF}}}
 
 
 _UNAUTHORIZED: dict[int | str, dict[str, Any]] = {

@@ -27,6 +27,7 @@ from app.core import text as client_text
 from app.core.config import Settings
 from app.core.jsonld import ContextLoader
 from app.core.keys import PublicKey
+from app.core.metrics import VERIFICATIONS
 from app.verify.binding import (
     KeyCompromised,
     KeyLookup,
@@ -119,11 +120,13 @@ class Verifier:
     # --- entry points ---------------------------------------------------------------------------
 
     def verify(self, credential: str | dict[str, Any]) -> Verification:
-        return (
+        verification = (
             self.verify_json(credential)
             if isinstance(credential, dict)
             else self.verify_jwt(credential)
         )
+        VERIFICATIONS.labels(verification.status.value).inc()
+        return verification
 
     def verify_jwt(self, token: str) -> Verification:
         """Verify a compact VC-JWT (VCDM 2.0 whole-payload or legacy VCDM 1.1 `vc` claim)."""

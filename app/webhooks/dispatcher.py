@@ -31,6 +31,7 @@ from app.core.context import AppContext
 from app.core.db import utcnow
 from app.core.fetch import Fetcher, RemoteFetchError
 from app.core.keys import KeyStore, UnusableKey
+from app.core.metrics import WEBHOOK_DELIVERIES
 from app.webhooks import repository, service
 from app.webhooks.models import DeliveryState
 
@@ -207,3 +208,5 @@ class Dispatcher:
         with self._sessions() as session, session.begin():
             if not repository.record_attempt(session, claimed, values):
                 log.info("webhook delivery %s: claim lost, outcome dropped", claimed.delivery_id)
+                return
+        WEBHOOK_DELIVERIES.labels(str(values.get("state", "retry"))).inc()

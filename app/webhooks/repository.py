@@ -233,3 +233,13 @@ def record_attempt(session: Session, claimed: Claimed, values: dict[str, Any]) -
         .execution_options(synchronize_session=False)
     )
     return bool(getattr(result, "rowcount", 0))
+
+
+def deliveries_by_state(session: Session) -> dict[str, int]:
+    """How many deliveries are in each state (for /metrics; the state index answers it)."""
+    counts = {state.value: 0 for state in DeliveryState}
+    for state, count in session.execute(
+        select(WebhookDelivery.state, func.count()).group_by(WebhookDelivery.state)
+    ):
+        counts[str(state)] = int(count)
+    return counts

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from app.core.deps import ContextDep, SessionDep
+from app.core.openapi import problem_responses
 from app.core.pagination import Page, decode_cursor, encode_cursor
 from app.issuers.deps import CurrentIssuer
 from app.webhooks import service
@@ -41,7 +42,12 @@ def delivery_read(delivery: WebhookDelivery, event_type: str) -> DeliveryRead:
     )
 
 
-@api.post("", status_code=201, response_model=EndpointWithSecret)
+@api.post(
+    "",
+    status_code=201,
+    response_model=EndpointWithSecret,
+    responses=problem_responses(409, _409="The issuer has as many endpoints as it may"),
+)
 def create_endpoint(
     data: EndpointCreate, issuer: CurrentIssuer, session: SessionDep, ctx: ContextDep
 ) -> EndpointWithSecret:
@@ -137,7 +143,10 @@ def list_deliveries(
 
 
 @api.post(
-    "/{endpoint_id}/deliveries/{delivery_id}/replay", status_code=202, response_model=DeliveryRead
+    "/{endpoint_id}/deliveries/{delivery_id}/replay",
+    status_code=202,
+    response_model=DeliveryRead,
+    responses=problem_responses(409, _409="The endpoint is disabled"),
 )
 def replay_delivery(
     endpoint_id: uuid.UUID, delivery_id: uuid.UUID, issuer: CurrentIssuer, session: SessionDep
