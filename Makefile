@@ -5,7 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export MICROCRED_ADMIN_TOKEN ?= dev-admin-token
 
-.PHONY: run test lint typecheck bench install clean
+JS_STAMP := tests/js/node_modules/.installed
+
+.PHONY: run test test-deps chromium lint typecheck bench bench-deps install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +23,27 @@ run: $(STAMP)
 	$(BIN)/microcred demo
 	$(BIN)/microcred serve --host 0.0.0.0 --port 8000
 
-## The whole suite: lint, types, tests (PostgreSQL too when MICROCRED_TEST_DATABASE_URL is set).
-test: $(STAMP)
+## What the tests need besides Python: the JavaScript packages the interop tests run (node, from
+## tests/js's lockfile) and headless Chromium (Debian's package, installed when root). Idempotent.
+test-deps: $(STAMP) $(JS_STAMP) chromium
+
+$(JS_STAMP): tests/js/package-lock.json tests/js/package.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  cd tests/js && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
+	else echo "make: npm is not installed; the JavaScript interop tests will be skipped" >&2; fi
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "make: installing chromium (apt-get)"; \
+	    { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 \
+	      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }; } \
+	      || echo "make: could not install chromium; the browser tests will be skipped" >&2; \
+	  else echo "make: chromium is not installed (apt-get install chromium); the browser tests will be skipped" >&2; fi; }
+
+## The whole suite: lint, types, tests. PostgreSQL variants run on MICROCRED_TEST_DATABASE_URL
+## when set, else on a throwaway cluster (tests/pgcluster.py) when PostgreSQL's binaries exist.
+test: test-deps
 	$(BIN)/ruff check app migrations tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest -n 2 --dist loadfile

@@ -1,7 +1,8 @@
 """Test harness: every database test runs on SQLite and, when configured, on PostgreSQL.
 
 Each test starts from an empty database built by `alembic upgrade head`: a copy of a migrated
-SQLite file, or, on PostgreSQL (MICROCRED_TEST_DATABASE_URL, set by `.ci/run`), a schema of its
+SQLite file, or, on PostgreSQL (MICROCRED_TEST_DATABASE_URL, set by `.ci/run`; unset, a
+throwaway cluster of `pgcluster.py` when PostgreSQL's binaries are installed), a schema of its
 test process migrated once and emptied before every test.
 """
 
@@ -16,6 +17,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import pgcluster
 import pytest
 import trustme
 from alembic.script import ScriptDirectory
@@ -32,11 +34,42 @@ from app.core.migrate import alembic_config, upgrade
 from app.main import create_app
 from app.models import load_all_models
 
-PG_URL = os.environ.get("MICROCRED_TEST_DATABASE_URL")
+PG_URL = os.environ.get(pgcluster.ENV)
 ADMIN_TOKEN = "test-admin-token"
 BASE_URL = "http://testserver"
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 STANDARDS = SHARED / "standards"
+
+
+_cluster: pgcluster.Cluster | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """No PostgreSQL configured: start a throwaway cluster, once, before xdist starts workers."""
+    global PG_URL, _cluster
+    if hasattr(config, "workerinput") or pgcluster.ENV in os.environ:
+        return  # a worker inherits the controller's URL; a set (even empty) URL is the user's
+    bindir = pgcluster.find_bindir()
+    if bindir is None:
+        return
+    _cluster = pgcluster.start(bindir)
+    os.environ[pgcluster.ENV] = PG_URL = _cluster.url
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    global _cluster
+    if _cluster is not None:
+        _cluster.stop()
+        os.environ.pop(pgcluster.ENV, None)
+        _cluster = None
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if _cluster is not None:
+        return f"PostgreSQL: throwaway cluster {_cluster.url} ({_cluster.bindir})"
+    if PG_URL:
+        return f"PostgreSQL: {PG_URL}"
+    return "PostgreSQL: none (no server binaries, or MICROCRED_TEST_DATABASE_URL empty): skipped"
 
 
 @pytest.fixture(scope="session")
@@ -104,7 +137,10 @@ def database_url(
         yield f"sqlite:///{path}"
         return
     if pg_schema_url is None:
-        pytest.skip("PostgreSQL tests need MICROCRED_TEST_DATABASE_URL (set by .ci/run)")
+        pytest.skip(
+            "PostgreSQL tests need PostgreSQL's server binaries (initdb, pg_ctl) or "
+            "MICROCRED_TEST_DATABASE_URL"
+        )
     _empty_database(pg_schema_url)
     yield pg_schema_url
 
