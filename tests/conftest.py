@@ -17,6 +17,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import budget
+import hypothesis
 import pgcluster
 import pytest
 import trustme
@@ -44,6 +46,37 @@ STANDARDS = SHARED / "standards"
 _cluster: pgcluster.Cluster | None = None
 
 
+def _cache_fastapi_signatures() -> None:
+    """Each test builds its own app, and FastAPI works out every route's dependencies again on
+    an app's first request (~0.1 s of CPU for ~200 routes; a fifth of that is reading the same
+    functions' signatures). A function's signature does not change: read it once per process.
+    Only the test process does this; without the private helper (another FastAPI), nothing."""
+    import inspect
+    from collections.abc import Callable
+
+    import fastapi.dependencies.utils as fastapi_utils
+
+    original = getattr(fastapi_utils, "_get_signature", None)
+    if original is None:
+        return
+    cached: dict[Any, inspect.Signature] = {}
+
+    def signature(call: Callable[..., Any]) -> inspect.Signature:
+        try:
+            return cached[call]
+        except KeyError:
+            found: inspect.Signature = original(call)
+            cached[call] = found
+            return found
+        except TypeError:  # an unhashable callable
+            return original(call)  # type: ignore[no-any-return]
+
+    fastapi_utils._get_signature = signature
+
+
+_cache_fastapi_signatures()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """No PostgreSQL configured: start a throwaway cluster, once, before xdist starts workers."""
     global PG_URL, _cluster
@@ -54,6 +87,29 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     _cluster = pgcluster.start(bindir)
     os.environ[pgcluster.ENV] = PG_URL = _cluster.url
+
+
+# Tests without their own example count: hypothesis's default (100) in CI, five times that in full.
+hypothesis.settings.register_profile("ci", deadline=None)
+hypothesis.settings.register_profile("full", deadline=None, max_examples=500)
+hypothesis.settings.load_profile(budget.current())
+
+# Files whose module-scoped fixtures start servers (a replica set, a browser's server): their
+# tests stay on one xdist worker (`--dist loadgroup`), so each is started once, not once a worker.
+ONE_WORKER = {"test_replicas.py", "test_browser.py", "test_interop_server.py"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Long tests first, so xdist hands them out while there is plenty left to balance them with.
+
+    (The tail of a run is then short tests; a long one started last would hold one worker while
+    the other idles.) Same order on every worker: xdist requires it.
+    """
+    for item in items:
+        if item.path.name in ONE_WORKER:
+            item.add_marker(pytest.mark.xdist_group(item.path.stem))
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
