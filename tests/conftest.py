@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
@@ -87,6 +88,13 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     _cluster = pgcluster.start(bindir)
     os.environ[pgcluster.ENV] = PG_URL = _cluster.url
+    # SIGTERM (a CI timeout, `kill`) ends the run like Ctrl-C, so the cluster is still removed.
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 # Tests without their own example count: hypothesis's default (100) in CI, five times that in full.
