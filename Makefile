@@ -7,7 +7,7 @@ export MICROCRED_ADMIN_TOKEN ?= dev-admin-token
 
 JS_STAMP := tests/js/node_modules/.installed
 
-.PHONY: run test test-deps chromium lint typecheck bench bench-deps install clean
+.PHONY: run test test-deps chromium lint typecheck bench bench-scale bench-deps install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,9 +55,23 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-## Benchmarks against a real server on loopback; they print figures and ratios.
-bench: $(STAMP)
+## Benchmarks against a real server on loopback (hot paths against bench/reference.py, QR cache,
+## bulk issuance); they print figures, ratios and PASS/FAIL. `make bench-scale`: the 10M-row run.
+bench: $(STAMP) bench-deps
 	$(BIN)/python -m bench.run
+
+bench-scale: $(STAMP) bench-deps
+	$(BIN)/python -m bench.run scale
+
+## wrk drives the load (Debian's package, installed when root); without it, httpx (slower).
+bench-deps:
+	@command -v wrk >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "make: installing wrk (apt-get)"; \
+	    { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null 2>&1 \
+	      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }; } \
+	      || echo "make: could not install wrk; the bench uses httpx" >&2; \
+	  else echo "make: wrk is not installed (apt-get install wrk); the bench uses httpx" >&2; fi; }
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

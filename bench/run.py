@@ -1,6 +1,6 @@
 """Benchmarks of the real service; each figure printed next to a ceiling measured in the same run.
 
-`make bench` (`python -m bench.run`) runs every section; name some to run only those
+`make bench` (`python -m bench.run`) runs paths, qr and bulk; name sections to run those
 (`python -m bench.run paths qr`, or MICROCRED_BENCH_SECTIONS=paths,qr):
 
 - `paths`: `GET /health`, `POST /api/v1/verify`, the credential page and `POST
@@ -38,6 +38,9 @@ from types import ModuleType
 
 from bench.common import Figure, Options, machine_note
 
+# `scale` seeds 10M rows (several minutes): run it by name (`make bench-scale`), so that the
+# default run stays within ~10 minutes.
+DEFAULT = ("paths", "qr", "bulk")
 SECTIONS = {
     "paths": "bench.paths",
     "qr": "bench.qr",
@@ -52,7 +55,8 @@ def parse_args(argv: list[str] | None) -> tuple[list[str], Options]:
     p.add_argument(
         "sections",
         nargs="*",
-        help=f"sections to run (default: all, or MICROCRED_BENCH_SECTIONS): {', '.join(SECTIONS)}",
+        help=f"sections to run (default: {', '.join(DEFAULT)}, or MICROCRED_BENCH_SECTIONS): "
+        f"{', '.join(SECTIONS)}",
     )
     p.add_argument(
         "--quick",
@@ -81,7 +85,7 @@ def parse_args(argv: list[str] | None) -> tuple[list[str], Options]:
         scale_large=args.large or (1_000_000 if quick else 10_000_000),
         scale_requests=200 if quick else 400,
     )
-    return chosen or list(SECTIONS), options
+    return chosen or list(DEFAULT), options
 
 
 def _module(name: str) -> ModuleType | None:
