@@ -383,8 +383,9 @@ def report(backend: str, comparisons: list[Comparison]) -> list[Figure]:
         f"{over} over {STALL_MS:.0f} ms   goal ≤ {STALL_MS:.0f} ms   {'PASS' if stall_ok else 'FAIL'}"
     )
     for c in comparisons:
-        for ms, what in c.ours_probe.get("worst", [])[:2]:
-            print(f"  ! {c.path.key}: {ms} ms in {what}")
+        for name, probe in (("microcred", c.ours_probe), ("reference", c.reference_probe)):
+            for ms, what in probe.get("worst", [])[:2]:
+                print(f"  ! {name} {c.path.key}: {ms} ms in {what}")
     figures.append(
         Figure(
             name="verify p99 / p50",
