@@ -46,7 +46,7 @@ chromium:
 test: test-deps
 	$(BIN)/ruff check app migrations tests bench
 	$(BIN)/mypy
-	$(BIN)/pytest -n 2 --dist loadgroup --durations=25
+	$(BIN)/pytest -n 2 --dist loadfile --durations=25
 
 lint: $(STAMP)
 	$(BIN)/ruff check app migrations tests bench

@@ -102,21 +102,14 @@ hypothesis.settings.register_profile("ci", deadline=None)
 hypothesis.settings.register_profile("full", deadline=None, max_examples=500)
 hypothesis.settings.load_profile(budget.current())
 
-# Files whose module-scoped fixtures start servers (a replica set, a browser's server): their
-# tests stay on one xdist worker (`--dist loadgroup`), so each is started once, not once a worker.
-ONE_WORKER = {"test_replicas.py", "test_browser.py", "test_interop_server.py"}
 
-
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Long tests first, so xdist hands them out while there is plenty left to balance them with.
-
-    (The tail of a run is then short tests; a long one started last would hold one worker while
-    the other idles.) Same order on every worker: xdist requires it.
+    """Long tests first, so xdist hands out their files while there is plenty left to balance
+    them with: the tail of a run is then short files, where a long one started last would hold
+    one worker while the other idles. (`--dist loadfile` keeps a file on one worker, so module
+    fixtures that start servers start once; `loadgroup` cannot group here: xdist 3.8 renames
+    `item._nodeid`, which pytest 9 no longer reads.) Same order on every worker, as xdist needs.
     """
-    for item in items:
-        if item.path.name in ONE_WORKER:
-            item.add_marker(pytest.mark.xdist_group(item.path.stem))
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
