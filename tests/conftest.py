@@ -110,7 +110,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     fixtures that start servers start once; `loadgroup` cannot group here: xdist 3.8 renames
     `item._nodeid`, which pytest 9 no longer reads.) Same order on every worker, as xdist needs.
     """
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    items.sort(key=lambda item: not _long(item))
+
+
+# Long files not (yet) marked `slow`: the schemathesis run (~2.5 min of a CI run, on one worker).
+LONG_FILES = {"test_fuzz_openapi.py"}
+
+
+def _long(item: pytest.Item) -> bool:
+    return item.get_closest_marker("slow") is not None or item.path.name in LONG_FILES
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
