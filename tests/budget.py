@@ -1,6 +1,6 @@
 """How much the fuzz and property tests may spend: MICROCRED_TEST_BUDGET.
 
-- `ci` (the default, and what `.ci/run` sets): budgets that keep the whole CI run under 8
+- `ci` (the default, and what `.ci/run` sets): budgets meant to keep the whole CI run under 8
   minutes on 2 cores, each fuzz/property test within a time cap;
 - `full`: the long budgets (every example count at its full size, no time cap), for a nightly
   run or before a release: `MICROCRED_TEST_BUDGET=full make test`.
