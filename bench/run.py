@@ -1,10 +1,12 @@
 """Benchmarks of the real service; each figure printed next to a ceiling measured in the same run.
 
-`make bench` (`python -m bench.run`) runs every section; name some to run only those
-(`python -m bench.run verify qr`, or MICROCRED_BENCH_SECTIONS=verify,qr):
+`make bench` (`python -m bench.run`) runs paths, qr and bulk; name sections to run those
+(`python -m bench.run paths qr`, or MICROCRED_BENCH_SECTIONS=paths,qr):
 
-- `verify`: the verify API's req/s at 64 connections against 1 / (1/health + 1/in-process
-  service verify); goal ≥ 50 % (bench/verify.py);
+- `paths`: `GET /health`, `POST /api/v1/verify`, the credential page and `POST
+  /api/v1/credentials` side by side with a minimal FastAPI app (bench/reference.py), interleaved
+  in rounds, on SQLite and on PostgreSQL; goals as ratios to the reference, verify's tail, and
+  the longest event-loop callback (bench/paths.py);
 - `qr`: QR images from the in-memory cache against rendered on every request; goal ≥ 30x
   (bench/qr.py);
 - `scale`: verify latency with 10 million stored credentials against 10 thousand; goal within
@@ -38,8 +40,11 @@ from types import ModuleType
 
 from bench.common import Figure, Options, machine_note
 
+# `scale` seeds 10M rows (several minutes): run it by name (`make bench-scale`), so that the
+# default run stays within ~10 minutes.
+DEFAULT = ("paths", "qr", "bulk")
 SECTIONS = {
-    "verify": "bench.verify",
+    "paths": "bench.paths",
     "qr": "bench.qr",
     "scale": "bench.scale",
     "bulk": "bench.bulk",
@@ -53,7 +58,8 @@ def parse_args(argv: list[str] | None) -> tuple[list[str], Options]:
     p.add_argument(
         "sections",
         nargs="*",
-        help=f"sections to run (default: all, or MICROCRED_BENCH_SECTIONS): {', '.join(SECTIONS)}",
+        help=f"sections to run (default: {', '.join(DEFAULT)}, or MICROCRED_BENCH_SECTIONS): "
+        f"{', '.join(SECTIONS)}",
     )
     p.add_argument(
         "--quick",
@@ -62,7 +68,7 @@ def parse_args(argv: list[str] | None) -> tuple[list[str], Options]:
         help="short phases, 1M rows instead of 10M (also MICROCRED_BENCH_QUICK=1)",
     )
     p.add_argument("--connections", type=int, default=64, help="load connections (default 64)")
-    p.add_argument("--seconds", type=int, help="seconds per load phase (default 10, quick 3)")
+    p.add_argument("--seconds", type=int, help="seconds per load phase (default 5, quick 2)")
     p.add_argument("--httpx", action="store_true", help="drive the load with httpx, not wrk")
     p.add_argument("--large", type=int, help="rows of the large scale run (default 10M, quick 1M)")
     args = p.parse_args(argv)
@@ -76,13 +82,13 @@ def parse_args(argv: list[str] | None) -> tuple[list[str], Options]:
     options = Options(
         quick=quick,
         connections=args.connections,
-        wrk_seconds=args.seconds or (3 if quick else 10),
+        wrk_seconds=args.seconds or (2 if quick else 5),
         in_process_seconds=1.0 if quick else 2.0,
         use_httpx=args.httpx,
         scale_large=args.large or (1_000_000 if quick else 10_000_000),
         scale_requests=200 if quick else 400,
     )
-    return chosen or list(SECTIONS), options
+    return chosen or list(DEFAULT), options
 
 
 def _module(name: str) -> ModuleType | None:

@@ -1,7 +1,8 @@
 """Test harness: every database test runs on SQLite and, when configured, on PostgreSQL.
 
 Each test starts from an empty database built by `alembic upgrade head`: a copy of a migrated
-SQLite file, or, on PostgreSQL (MICROCRED_TEST_DATABASE_URL, set by `.ci/run`), a schema of its
+SQLite file, or, on PostgreSQL (MICROCRED_TEST_DATABASE_URL, set by `.ci/run`; unset, a
+throwaway cluster of `pgcluster.py` when PostgreSQL's binaries are installed), a schema of its
 test process migrated once and emptied before every test.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
@@ -16,6 +18,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import budget
+import hypothesis
+import pgcluster
 import pytest
 import trustme
 from alembic.script import ScriptDirectory
@@ -32,11 +37,104 @@ from app.core.migrate import alembic_config, upgrade
 from app.main import create_app
 from app.models import load_all_models
 
-PG_URL = os.environ.get("MICROCRED_TEST_DATABASE_URL")
+PG_URL = os.environ.get(pgcluster.ENV)
 ADMIN_TOKEN = "test-admin-token"
 BASE_URL = "http://testserver"
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 STANDARDS = SHARED / "standards"
+
+
+_cluster: pgcluster.Cluster | None = None
+
+
+def _cache_fastapi_signatures() -> None:
+    """Each test builds its own app, and FastAPI works out every route's dependencies again on
+    an app's first request (~0.1 s of CPU for ~200 routes; a fifth of that is reading the same
+    functions' signatures). A function's signature does not change: read it once per process.
+    Only the test process does this; without the private helper (another FastAPI), nothing."""
+    import inspect
+    from collections.abc import Callable
+
+    import fastapi.dependencies.utils as fastapi_utils
+
+    original = getattr(fastapi_utils, "_get_signature", None)
+    if original is None:
+        return
+    cached: dict[Any, inspect.Signature] = {}
+
+    def signature(call: Callable[..., Any]) -> inspect.Signature:
+        try:
+            return cached[call]
+        except KeyError:
+            found: inspect.Signature = original(call)
+            cached[call] = found
+            return found
+        except TypeError:  # an unhashable callable
+            return original(call)  # type: ignore[no-any-return]
+
+    fastapi_utils._get_signature = signature
+
+
+_cache_fastapi_signatures()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """No PostgreSQL configured: start a throwaway cluster, once, before xdist starts workers."""
+    global PG_URL, _cluster
+    if hasattr(config, "workerinput") or pgcluster.ENV in os.environ:
+        return  # a worker inherits the controller's URL; a set (even empty) URL is the user's
+    bindir = pgcluster.find_bindir()
+    if bindir is None:
+        return
+    _cluster = pgcluster.start(bindir)
+    os.environ[pgcluster.ENV] = PG_URL = _cluster.url
+    # SIGTERM (a CI timeout, `kill`) ends the run like Ctrl-C, so the cluster is still removed.
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+# Tests without their own example count: hypothesis's default (100) in CI, five times that in full.
+hypothesis.settings.register_profile("ci", deadline=None)
+hypothesis.settings.register_profile("full", deadline=None, max_examples=500)
+hypothesis.settings.load_profile(budget.current())
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Long tests first, so xdist hands out their files while there is plenty left to balance
+    them with: the tail of a run is then short files, where a long one started last would hold
+    one worker while the other idles. (`--dist loadfile` keeps a file on one worker, so module
+    fixtures that start servers start once; `loadgroup` cannot group here: xdist 3.8 renames
+    `item._nodeid`, which pytest 9 no longer reads.) Same order on every worker, as xdist needs.
+    """
+    items.sort(key=lambda item: not _long(item))
+
+
+# Long files not (yet) marked `slow`: the schemathesis run (~2.5 min of a CI run, on one worker).
+LONG_FILES = {"test_fuzz_openapi.py"}
+
+
+def _long(item: pytest.Item) -> bool:
+    return item.get_closest_marker("slow") is not None or item.path.name in LONG_FILES
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    global _cluster
+    if _cluster is not None:
+        _cluster.stop()
+        os.environ.pop(pgcluster.ENV, None)
+        _cluster = None
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if _cluster is not None:
+        return f"PostgreSQL: throwaway cluster {_cluster.url} ({_cluster.bindir})"
+    if PG_URL:
+        return f"PostgreSQL: {PG_URL}"
+    return "PostgreSQL: none (no server binaries, or MICROCRED_TEST_DATABASE_URL empty): skipped"
 
 
 @pytest.fixture(scope="session")
@@ -104,7 +202,10 @@ def database_url(
         yield f"sqlite:///{path}"
         return
     if pg_schema_url is None:
-        pytest.skip("PostgreSQL tests need MICROCRED_TEST_DATABASE_URL (set by .ci/run)")
+        pytest.skip(
+            "PostgreSQL tests need PostgreSQL's server binaries (initdb, pg_ctl) or "
+            "MICROCRED_TEST_DATABASE_URL"
+        )
     _empty_database(pg_schema_url)
     yield pg_schema_url
 

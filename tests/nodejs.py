@@ -1,16 +1,14 @@
 """Independent JavaScript implementations for tests: node with the packages of `tests/js`.
 
-The packages are installed by `npm ci` from the lockfile the first time a test needs one that
-is missing; without node and npm those tests are skipped.
+The packages are installed by `make test-deps` (part of `make test` and `.ci/run`: `npm ci` from
+the lockfile), never from inside a test; without node or the packages those tests are skipped.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,22 +17,11 @@ JS_DIR = Path(__file__).resolve().parent / "js"
 
 
 def ensure_package(package: str) -> Path:
-    """The `tests/js` folder with `package` installed (skips the test without node and npm)."""
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.skip("node and npm are needed for the independent JavaScript implementations")
-    installed = JS_DIR / "node_modules" / package / "package.json"
-    if not installed.is_file():
-        # Parallel test processes may all find it missing: one installs, the others wait.
-        with (Path(tempfile.gettempdir()) / "microcred-npm-ci.lock").open("w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if not installed.is_file():
-                subprocess.run(
-                    ["npm", "ci", "--no-audit", "--no-fund"],
-                    cwd=JS_DIR,
-                    check=True,
-                    capture_output=True,
-                    timeout=600,
-                )
+    """The `tests/js` folder, once `package` is there (skips the test when it is not)."""
+    if shutil.which("node") is None:
+        pytest.skip("node is needed for the independent JavaScript implementations")
+    if not (JS_DIR / "node_modules" / package / "package.json").is_file():
+        pytest.skip(f"the node package {package!r} is not installed: run `make test-deps`")
     return JS_DIR
 
 

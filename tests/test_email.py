@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import budget
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -92,8 +93,9 @@ def _outcome(adapter: TypeAdapter[str], value: Any) -> tuple[str | None, Any]:
         return None, e.errors(include_url=False)
 
 
+@pytest.mark.slow
 @given(addresses)
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=budget.examples(3000, ci=600), deadline=None)
 @example("learner1@example.com")
 @example("Info@Example.COM")
 @example("a@xn--bcher-kva.ch")

@@ -109,6 +109,7 @@ def batch_client(settings: Any) -> Iterator[TestClient]:
         yield c
 
 
+@pytest.mark.slow
 def test_csv_cohort_of_10000_is_issued_once_and_resubmitting_issues_nothing(
     batch_client: TestClient, database_url: str
 ) -> None:
@@ -333,6 +334,7 @@ def test_batch_errors_are_problems(settings: Any) -> None:
         assert client.get("/api/v1/jobs", headers=auth).json()["items"] == []
 
 
+@pytest.mark.slow
 def test_cli_issues_a_csv_and_shows_the_job(
     tmp_path: Path, settings: Any, database_url: str
 ) -> None:
@@ -395,6 +397,7 @@ def _count(url: str, sql: str, **params: Any) -> int:
         engine.dispose()
 
 
+@pytest.mark.slow
 def test_a_worker_process_joins_a_job_queued_elsewhere_at_once(
     settings: Any, database_url: str, tmp_path: Path
 ) -> None:
@@ -439,6 +442,7 @@ def test_a_worker_process_joins_a_job_queued_elsewhere_at_once(
     assert took < 50, f"picked up after {took:.1f} s: not woken, polled"
 
 
+@pytest.mark.slow
 def test_sigkill_mid_job_on_postgresql_then_resume_issues_every_row_exactly_once(
     settings: Any, database_url: str, tmp_path: Path
 ) -> None:

@@ -495,12 +495,15 @@ def test_untrusted_certificate_is_unknown(
 def test_cache_serves_repeated_verifications_and_expires(
     make_client: MakeClient, foreign: ForeignIssuer
 ) -> None:
-    client = make_client(fetch_cache_ttl=0.5)
+    # Long enough that two verifications fit in it on a loaded machine (0.5 s did not, at load 5).
+    ttl = 2.0
+    client = make_client(fetch_cache_ttl=ttl)
     token = signed(foreign.did, foreign.es256, f"{foreign.did}#key-1")
     assert_verified(verify(client, token))
+    fetched = time.monotonic()  # the entry is stored by now: it expires within ttl from here
     assert_verified(verify(client, token))
     assert foreign.site.hits[foreign.doc_path] == 1
-    time.sleep(0.6)
+    time.sleep(max(0.0, fetched + ttl + 0.1 - time.monotonic()))
     assert_verified(verify(client, token))
     assert foreign.site.hits[foreign.doc_path] == 2
 

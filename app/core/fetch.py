@@ -65,6 +65,7 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from contextvars import ContextVar
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -692,8 +693,18 @@ def _ssl_context(
         return verify
     if verify is False:
         raise ValueError("certificate verification cannot be turned off for remote fetches")
+    cafiles = tuple(
+        str(cafile) for cafile in (verify if isinstance(verify, str) else None, extra_ca) if cafile
+    )
+    # Each file's modification time is part of the key: a replaced CA file is read again.
+    return _cached_context(cafiles, tuple(Path(cafile).stat().st_mtime_ns for cafile in cafiles))
+
+
+@lru_cache(maxsize=16)
+def _cached_context(cafiles: tuple[str, ...], _mtimes: tuple[int, ...]) -> ssl.SSLContext:
+    """Parsing certifi's ~150 roots takes ~40 ms: once per process and CA files, not per app
+    (the test suite builds an app per test). A context is safe to share between clients."""
     context = ssl.create_default_context(cafile=certifi.where())
-    for cafile in (verify if isinstance(verify, str) else None, extra_ca):
-        if cafile is not None:
-            context.load_verify_locations(cafile=str(cafile))
+    for cafile in cafiles:
+        context.load_verify_locations(cafile=cafile)
     return context
