@@ -9,16 +9,18 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.achievements import router as achievements
+from app.apidocs import router as apidocs
 from app.badges import router as badges
 from app.core.config import Environment, Settings
 from app.core.context import AppContext
 from app.core.errors import BodySizeLimitMiddleware, install_error_handlers, problem
+from app.core.head import HeadAsGetMiddleware
 from app.core.web import render
 from app.credentials import router as credentials
 from app.credentials import status_lists
@@ -162,6 +164,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "RFC 9457 problem details."
         ),
         lifespan=lifespan,
+        # Served by app/apidocs from our own files (the defaults load a CDN our CSP blocks).
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.ctx = ctx
     app.state.job_runner = runner
@@ -174,6 +179,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         per_path={"/api/v1/credentials/batch": settings.batch_max_bytes},
     )
     app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(HeadAsGetMiddleware)
 
     app.include_router(issuers.api)
     app.include_router(achievements.api)
@@ -190,7 +196,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(status_lists.public)
     app.include_router(portfolios.router)
     app.include_router(verify.pages)
+    app.include_router(apidocs.pages)
+    # Before /static, which would otherwise take these paths too.
+    app.mount(apidocs.VENDOR_PREFIX, apidocs.vendor_files(), name="vendor")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> Response:
+        return FileResponse(
+            STATIC_DIR / "favicon.ico",
+            media_type="image/x-icon",
+            headers={"Cache-Control": "public, max-age=86400"},
+        )
 
     @app.get("/health", tags=["public"])
     async def health() -> Response:

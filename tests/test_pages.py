@@ -133,11 +133,37 @@ def test_verify_form_and_submissions(world: World) -> None:
     assert redirect.status_code == 303
     assert redirect.headers["location"] == f"/credentials/{issued['id']}"
 
-    for garbage in ("not a credential", "eyJhbGciOiJFUzI1NiJ9.e30.AAAA", issued["jwt"][:-6]):
+    # A damaged token of a real credential: a result page, red, its content marked unverified.
+    page = world.client.post("/verify", data={"credential": issued["jwt"][:-6]})
+    assert page.status_code == 200
+    assert re.search(r'<h1 class="banner-title">\s*Not valid\s*</h1>', page.text)
+    assert "Verified" not in page.text
+    # Garbage of every shape: the form again with an error, never a result ("Unnamed credential").
+    for garbage in (
+        "not a credential",
+        "eyJhbGciOiJFUzI1NiJ9.e30.AAAA",
+        "a.b.c",
+        "....",
+        "eyJ" + "A" * 5000,
+        "[1, 2]",
+        "{not json",
+        "\u202e\u0000",
+    ):
         page = world.client.post("/verify", data={"credential": garbage})
-        assert page.status_code == 200
-        assert re.search(r'<h1 class="banner-title">\s*Not valid\s*</h1>', page.text)
+        assert page.status_code == 400, garbage
+        assert page.headers["content-type"].startswith("text/html")
+        assert 'class="notice error" role="alert"' in page.text
+        assert "Unnamed credential" not in page.text
+        assert "banner-title" not in page.text
         assert "Verified" not in page.text
+    # An unknown link of ours is a form error too, not a redirect to a 404.
+    unknown = world.client.post(
+        "/verify",
+        data={"credential": f"{BASE_URL}/credentials/00000000-0000-4000-8000-000000000000"},
+        follow_redirects=False,
+    )
+    assert unknown.status_code == 400
+    assert "No credential of this service has that link" in unknown.text
 
     empty = world.client.post("/verify", data={"credential": "   "})
     assert empty.status_code == 400

@@ -10,9 +10,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.web import error_page, wants_html
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("microcred")
@@ -99,28 +101,54 @@ def _validation_errors(errors: Sequence[Any]) -> tuple[int, str, list[dict[str, 
     return 422, f"{where}: {first['msg']}", items
 
 
+def wants_error_page(request: Request) -> bool:
+    """A person's browser asking for a page (not the API, not an API client): show a page.
+
+    API paths always answer problem+json, whatever the Accept header says: a platform's
+    client must never have to parse HTML.
+    """
+    return not request.url.path.startswith("/api/") and wants_html(request)
+
+
+def error_response(
+    request: Request,
+    status: int,
+    detail: str,
+    *,
+    title: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> Response:
+    """The one error rendering: a page for people, RFC 9457 problem details for everyone else."""
+    if wants_error_page(request):
+        return error_page(request, status, detail, headers=headers)
+    return problem(status, detail, title=title, headers=headers, **extra)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
-    async def _app_error(_request: Request, exc: AppError) -> JSONResponse:
+    async def _app_error(request: Request, exc: AppError) -> Response:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
-        return problem(exc.status_code, exc.message, title=exc.title, headers=headers, **exc.extra)
+        return error_response(
+            request, exc.status_code, exc.message, title=exc.title, headers=headers, **exc.extra
+        )
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         status, detail, items = _validation_errors(exc.errors())
-        return problem(status, detail, errors=items)
+        return error_response(request, status, detail, errors=items)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
         if exc.status_code == 404 and detail == "Not Found":
             detail = "No such resource."
-        return problem(exc.status_code, detail, headers=exc.headers)
+        return error_response(request, exc.status_code, detail, headers=exc.headers)
 
     @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error", exc_info=exc)
-        return problem(500, "An unexpected error occurred; it has been logged.")
+        return error_response(request, 500, "An unexpected error occurred; it has been logged.")
 
 
 class BodySizeLimitMiddleware:

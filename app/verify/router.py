@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
@@ -15,8 +16,9 @@ from starlette.datastructures import UploadFile as StarletteUploadFile
 from app.badges.bake import BadImage, unbake
 from app.core.context import AppContext
 from app.core.deps import ContextDep, ReadSessionDep
-from app.core.errors import BadRequest, UnsupportedMediaType
+from app.core.errors import BadRequest, NotFound, UnsupportedMediaType
 from app.core.web import render
+from app.credentials import service as credentials_service
 from app.verify.page import verification_context
 from app.verify.schemas import VerificationResult, VerifyRequest
 from app.verify.service import Verifier, credential_uuid_from_url
@@ -135,6 +137,15 @@ def verify_page(request: Request) -> Response:
     return render(request, "verify.html", {"submitted": None, "error": None})
 
 
+def _form_error(request: Request, submitted: str, error: str) -> Response:
+    """The form again, with what was wrong said in words (never a result page for garbage)."""
+    return render(request, "verify.html", {"submitted": submitted, "error": error}, 400)
+
+
+# Three base64url segments: the shape of a compact JWS. Anything else pasted is not a token.
+_COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+
+
 @pages.post("/verify", response_class=HTMLResponse)
 def verify_page_submit(
     request: Request,
@@ -150,34 +161,28 @@ def verify_page_submit(
         try:
             baked = unbake(image)
         except BadImage as exc:
-            return render(
-                request,
-                "verify.html",
-                {"submitted": text, "error": f"That image could not be read: {exc.message}"},
-                400,
-            )
-        return _verification_page(request, session, ctx, baked)
+            return _form_error(request, text, f"That image could not be read: {exc.message}")
+        return _verification_page(request, session, ctx, baked, submitted=text)
     if not text:
-        return render(
-            request,
-            "verify.html",
-            {
-                "submitted": "",
-                "error": "Paste a credential JWT or a link, or upload a badge image.",
-            },
-            400,
+        return _form_error(
+            request, "", "Paste a credential JWT or a link, or upload a badge image."
         )
     if text.startswith(("http://", "https://")):
         record_id = credential_uuid_from_url(ctx.settings, text)
         if record_id is None:
-            return render(
+            return _form_error(
                 request,
-                "verify.html",
-                {
-                    "submitted": text,
-                    "error": "That link is not a credential of this service. Paste the credential's JWT instead.",
-                },
-                400,
+                text,
+                "That link is not a credential of this service. Paste the credential's JWT instead.",
+            )
+        try:
+            credentials_service.get_credential(session, credential_id=record_id)
+        except NotFound:
+            return _form_error(
+                request,
+                text,
+                "No credential of this service has that link. It may be mistyped or forged: "
+                "do not rely on it.",
             )
         return RedirectResponse(f"/credentials/{record_id}", status_code=303)
     payload: str | dict[str, Any] = text
@@ -185,27 +190,37 @@ def verify_page_submit(
         try:
             parsed = json.loads(text)
         except ValueError:
-            return render(
-                request,
-                "verify.html",
-                {"submitted": text, "error": "That JSON could not be read."},
-                400,
-            )
+            return _form_error(request, text, "That JSON could not be read.")
         if not isinstance(parsed, dict):
-            return render(
-                request,
-                "verify.html",
-                {"submitted": text, "error": "Paste a credential object."},
-                400,
-            )
+            return _form_error(request, text, "Paste a credential object.")
         payload = parsed
-    return _verification_page(request, session, ctx, payload)
+    elif not _COMPACT_JWS.fullmatch(text):
+        return _form_error(
+            request,
+            text,
+            "That is not a credential: paste a JWT (three parts separated by dots, starting "
+            "with eyJ), credential JSON or a link from this service.",
+        )
+    return _verification_page(request, session, ctx, payload, submitted=text)
 
 
 def _verification_page(
-    request: Request, session: Session, ctx: AppContext, payload: str | dict[str, Any]
+    request: Request,
+    session: Session,
+    ctx: AppContext,
+    payload: str | dict[str, Any],
+    *,
+    submitted: str,
 ) -> Response:
     verification = Verifier.from_context(ctx, session).verify(payload)
+    if not verification.credential:
+        # Nothing readable to show: say why on the form instead of an "Unnamed credential".
+        failed = next((c.detail for c in verification.checks if c.result.value == "fail"), "")
+        return _form_error(
+            request,
+            submitted,
+            f"That is not a readable credential. {failed}".strip(),
+        )
     return render(
         request, "credential.html", verification_context(ctx.settings, verification, submitted=True)
     )

@@ -1,0 +1,137 @@
+"""Pages for people: HTML error pages by content negotiation, HEAD wherever GET is, the
+favicon, and the API docs served from our own files under our CSP."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+
+from conftest import World
+
+BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+UNKNOWN = "00000000-0000-4000-8000-000000000000"
+PEOPLE_404 = [
+    f"/credentials/{UNKNOWN}",
+    "/credentials/not-a-uuid",
+    "/credentials/%E2%80%AE%00",
+    f"/credentials/{UNKNOWN}/embed",
+    "/credentials/nope/embed",
+    f"/credentials/{UNKNOWN}/qr.svg",
+    "/issuers/no-such-issuer",
+    f"/achievements/{UNKNOWN}",
+    "/achievements/not-a-uuid",
+    "/no/such/page",
+    "/static/nope.css",
+]
+
+
+@pytest.mark.parametrize("path", PEOPLE_404)
+def test_browsers_get_an_error_page_with_a_way_on(client: TestClient, path: str) -> None:
+    page = client.get(path, headers=BROWSER)
+    assert page.status_code == 404, page.text
+    assert page.headers["content-type"].startswith("text/html")
+    assert "about:blank" not in page.text
+    assert "<h1>Nothing at this address</h1>" in page.text
+    assert 'href="/verify"' in page.text
+    assert 'href="/"' in page.text
+    assert "do not rely on it" in page.text
+    assert page.headers["x-frame-options"] == "DENY"
+
+
+@pytest.mark.parametrize("path", PEOPLE_404)
+@pytest.mark.parametrize("accept", [None, "application/json", "*/*", "application/problem+json"])
+def test_api_clients_keep_problem_json(client: TestClient, path: str, accept: str | None) -> None:
+    headers = {"Accept": accept} if accept else {}
+    response = client.get(path, headers=headers)
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["status"] == 404
+
+
+def test_api_paths_never_answer_html(client: TestClient) -> None:
+    for path in ("/api/v1/issuers", "/api/v1/nope", f"/api/v1/credentials/{UNKNOWN}"):
+        response = client.get(path, headers=BROWSER)
+        assert response.status_code in {401, 404}
+        assert response.headers["content-type"].startswith("application/problem+json")
+
+
+def test_other_statuses_get_pages_too(client: TestClient) -> None:
+    wrong_method = client.delete("/verify", headers=BROWSER)
+    assert wrong_method.status_code == 405
+    assert wrong_method.headers["content-type"].startswith("text/html")
+    assert 'href="/verify"' in wrong_method.text
+    bad_query = client.get(f"/credentials/{UNKNOWN}?format=xml", headers=BROWSER)
+    assert bad_query.status_code == 422
+    assert bad_query.headers["content-type"].startswith("text/html")
+
+
+def test_favicon(client: TestClient) -> None:
+    ico = client.get("/favicon.ico", headers=BROWSER)
+    assert ico.status_code == 200
+    assert ico.headers["content-type"] == "image/x-icon"
+    assert ico.content[:4] == b"\x00\x00\x01\x00"  # the ICO magic
+    svg = client.get("/static/favicon.svg")
+    assert svg.status_code == 200
+    assert svg.headers["content-type"].startswith("image/svg+xml")
+    home = client.get("/", headers=BROWSER).text
+    assert 'rel="icon" href="/favicon.ico"' in home
+    assert 'href="/static/favicon.svg" type="image/svg+xml"' in home
+
+
+def test_head_wherever_get_is(world: World) -> None:
+    _issuer, issued = world.issued()
+    cid = issued["id"]
+    for path in (
+        "/",
+        "/verify",
+        f"/credentials/{cid}",
+        f"/credentials/{cid}/qr.svg",
+        f"/credentials/{cid}/qr.png",
+        f"/credentials/{cid}/badge.png",
+        f"/credentials/{cid}/card.png",
+        f"/credentials/{cid}/embed",
+        "/favicon.ico",
+        "/static/style.css",
+        "/docs",
+        "/health",
+    ):
+        got = world.client.get(path, headers=BROWSER)
+        head = world.client.head(path, headers=BROWSER)
+        assert got.status_code == 200, path
+        assert head.status_code == 200, path
+        assert head.content == b"", path
+        assert head.headers["content-type"] == got.headers["content-type"], path
+        assert head.headers.get("etag") == got.headers.get("etag"), path
+        assert head.headers["x-content-type-options"] == "nosniff"
+    # A route without GET answers HEAD as it answers GET; an unknown path 404s.
+    assert world.client.head("/api/v1/verify").status_code == 405
+    assert world.client.head("/nope").status_code == 404
+    assert world.client.head("/nope").content == b""
+
+
+def test_docs_are_served_from_our_files_under_a_strict_csp(client: TestClient) -> None:
+    for path, asset in (("/docs", "swagger-ui-bundle.js"), ("/redoc", "redoc.standalone.js")):
+        page = client.get(path, headers=BROWSER)
+        assert page.status_code == 200
+        csp = page.headers["content-security-policy"]
+        assert "script-src 'self';" in csp
+        assert "frame-ancestors 'none'" in csp
+        scripts = re.findall(r"<script([^>]*)>(.*?)</script>", page.text, re.S)
+        assert scripts
+        for attrs, body in scripts:
+            assert body.strip() == "", "no inline script"
+            src = re.search(r'src="([^"]+)"', attrs)
+            assert src, attrs
+            assert src.group(1).startswith("/static/"), attrs
+            js = client.get(src.group(1))
+            assert js.status_code == 200
+            assert "javascript" in js.headers["content-type"]
+        assert f"/static/vendor/{asset}" in page.text
+        assert "cdn" not in page.text.lower()
+        assert not re.search(r'(src|href)="(https?:)?//', page.text), "nothing from elsewhere"
+    # Every other page keeps the strict site-wide policy.
+    assert (
+        "'unsafe-inline'" not in client.get("/", headers=BROWSER).headers["content-security-policy"]
+    )
