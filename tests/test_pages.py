@@ -44,10 +44,30 @@ def test_credential_page_for_browsers(world: World) -> None:
     assert '<li class="tag">SQL</li>' in page
     assert '<li class="tag">data visualisation</li>' in page
     assert "Passed a proctored practical exam." in page
-    # The QR image, the share link and the machine-readable representations.
-    assert f'<img src="{path}/qr.svg"' in page
-    assert f'href="{path}/qr.png"' in page
-    assert f'href="{BASE_URL}{path}"' in page
+    # The answer in plain words first: who issued it, until when, checked when.
+    line = re.search(r'<p class="verdict-line">(.*?)</p>', page, re.S)
+    assert line
+    words = re.sub(r"<[^>]+>", "", line.group(1))
+    assert re.fullmatch(
+        r"Issued by Data Academy · data-academy\.example · no expiry · "
+        r"checked just now at \d\d:\d\d UTC",
+        words,
+    ), words
+    for question in ("Is it real?", "Who certified it?", "Is it still valid?"):
+        assert f"<dt>{question}</dt>" in page
+    assert 'data-trust="registered"' in page
+    # The baked badge image; the achievement name links to its page.
+    assert f'src="{path}/badge.svg"' in page
+    assert re.search(r'<h2 class="achievement-name"[^>]*><a href="[^"]*/achievements/', page)
+    # The QR image, the share link, print and PDF; owner tools are not on the public page.
+    assert f'src="{path}/qr.svg"' in page
+    assert f'value="{BASE_URL}{path}"' in page
+    assert f'href="{path}/certificate.pdf"' in page
+    assert 'id="print-button"' in page
+    assert "linkedin.com" not in page
+    assert "embed-snippet" not in page
+    # The technical checks are folded away.
+    assert '<details class="panel checks">' in page
     assert f'href="{path}?format=json"' in page
     assert f'href="{path}?format=jwt"' in page
     assert f'href="/issuers/{issuer["issuer"]["slug"]}"' in page.replace(BASE_URL, "")

@@ -21,6 +21,7 @@ from app.core.deps import ContextDep, ReadSessionDep, SessionDep
 from app.core.errors import AppError
 from app.core.web import JSON_TYPES, preferred, render
 from app.credentials import service as credentials_service
+from app.issuers import service as issuers_service
 from app.issuers.deps import CurrentIssuer
 from app.portfolios import service
 from app.portfolios.schemas import (
@@ -35,6 +36,7 @@ from app.portfolios.schemas import (
     PortfolioRef,
     SkillCount,
 )
+from app.verify.page import share_context
 from app.verify.service import Verifier
 
 issuer_api = APIRouter(prefix="/api/v1/credentials", tags=["issuer"])
@@ -50,6 +52,9 @@ ManageToken = Annotated[
 ]
 FLASH_COOKIE = "microcred_flash"
 _HANDLE = re.compile(HANDLE_PATTERN)
+# HANDLE_PATTERN for the form's `pattern` attribute, which browsers compile with the `v` flag:
+# there a literal "-" in a class must be escaped, or the whole check is skipped.
+HANDLE_HTML_PATTERN = r"[a-z0-9\-]{3,40}"
 # The management page holds a secret in its URL: never cache it, index it or send it as Referer.
 PRIVATE_HEADERS = {
     "Cache-Control": "no-store",
@@ -222,7 +227,20 @@ def manage_page(token: str, request: Request, session: ReadSessionDep, ctx: Cont
                     if view.portfolio is not None
                     else None
                 ),
-                "handle_pattern": HANDLE_PATTERN.strip("^$"),
+                "handle_pattern": HANDLE_HTML_PATTERN,
+                # The owner's sharing tools, only while the credential is good to share.
+                "share": (
+                    share_context(
+                        settings,
+                        view.page,
+                        page_url=credentials_service.credential_url(settings, view.record.id),
+                        linkedin_organization_id=issuers_service.linkedin_organization_id(
+                            session, view.record.issuer_id
+                        ),
+                    )
+                    if view.page.shareable
+                    else None
+                ),
             },
         )
         if FLASH_COOKIE in request.cookies:

@@ -283,6 +283,10 @@ def verified_skills(items: Sequence[PortfolioItem]) -> list[SkillTally]:
     return sorted(tallies.values(), key=lambda t: (-t.count, t.kind, t.name.casefold()))
 
 
+# The order of a portfolio's credentials by their live status.
+_STANDING = {"valid": 0, "issuer_unconfirmed": 1, "not_yet_valid": 2, "expired": 3, "suspended": 4}
+
+
 def public_portfolio(session: Session, *, verifier: Verifier, handle: str) -> PortfolioView:
     """A portfolio with its chosen credentials, each verified now, and the verified skills."""
     portfolio = repository.by_handle(session, handle)
@@ -298,6 +302,9 @@ def public_portfolio(session: Session, *, verifier: Verifier, handle: str) -> Po
                 page=build_page_model(verifier.settings, verification),
             )
         )
+    # What verifies now comes first, then what no longer does (expired, suspended, revoked …);
+    # within each, the repository's order (newest first) stands: the sort is stable.
+    items.sort(key=lambda item: _STANDING.get(item.page.status, len(_STANDING)))
     name_hidden = any(item.record.recipient_name_hidden for item in items)
     if name_hidden:
         for item in items:
