@@ -16,6 +16,7 @@ from starlette.datastructures import UploadFile
 from app.core.config import Settings
 from app.core.deps import ContextDep, SessionDep
 from app.core.errors import BadRequest, UnsupportedMediaType
+from app.core.openapi import inline_schema
 from app.core.pagination import Page, decode_cursor, encode_cursor
 from app.credentials.service import credential_url
 from app.issuers.deps import CurrentIssuer
@@ -108,9 +109,7 @@ async def _read_batch(request: Request) -> service.RawRows:
         "requestBody": {
             "required": True,
             "content": {
-                "application/json": {
-                    "schema": {"type": "array", "items": BatchRow.model_json_schema()}
-                },
+                "application/json": {"schema": {"type": "array", "items": inline_schema(BatchRow)}},
                 "text/csv": {"schema": {"type": "string"}},
                 "multipart/form-data": {
                     "schema": {

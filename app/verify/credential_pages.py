@@ -140,7 +140,7 @@ def certificate(credential_id: str, session: ReadSessionDep, ctx: ContextDep) ->
     if not model.shareable:
         raise Conflict(
             f"This credential is {model.banner_title.lower()} now; there is no certificate to print.",
-            status=model.status,
+            credential_status=model.status,
         )
     url = credentials_service.credential_url(ctx.settings, record.id)
     body = certificate_pdf(model, url=url, service=urlsplit(ctx.settings.base_url).hostname or "")

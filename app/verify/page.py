@@ -146,13 +146,6 @@ def _banner_text(model: PageModel, status: Status, default: str) -> str:
         return f"This credential is authentic, but it expired on {_day(model.valid_until)}."
     if status is Status.not_yet_valid and model.valid_from:
         return f"This credential is authentic, but it is valid only from {_day(model.valid_from)}."
-    if status is Status.valid:
-        until = (
-            f"valid until {_day(model.valid_until)}"
-            if model.valid_until
-            else "valid, with no expiry"
-        )
-        return f"Authentic, issued by the organisation named below, and {until}."
     return default
 
 

@@ -17,6 +17,7 @@ from app.badges.bake import BadImage, unbake
 from app.core.context import AppContext
 from app.core.deps import ContextDep, ReadSessionDep
 from app.core.errors import BadRequest, NotFound, UnsupportedMediaType
+from app.core.openapi import inline_schema
 from app.core.web import render
 from app.credentials import service as credentials_service
 from app.verify.page import verification_context
@@ -72,7 +73,7 @@ def _credential_from_body(content_type: str, body: bytes) -> str | dict[str, Any
             "required": True,
             "content": {
                 "application/json": {
-                    "schema": VerifyRequest.model_json_schema(),
+                    "schema": inline_schema(VerifyRequest),
                     "examples": _REQUEST_EXAMPLES,
                 },
                 "application/vc+jwt": {"schema": {"type": "string"}},
