@@ -139,6 +139,12 @@ class Page:
         height = int(self.eval("Math.ceil(document.documentElement.scrollHeight)"))
         height = max(200, min(height, max_height))
         self.size(width, height)
+        # Lazy images start loading once the tall viewport shows them: wait for them.
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not self.eval(
+            "Array.from(document.images).every(i => i.complete)"
+        ):
+            time.sleep(0.2)
         data = self.send("Page.captureScreenshot", format="png")["data"]
         path.write_bytes(base64.b64decode(data))
         return height

@@ -288,6 +288,10 @@ def test_issuer_unconfirmed(page: Page, world: Fixture) -> None:
     assert "Harvard University" in who
     assert "self-declared" in who
     assert count(page, "a[href*='/issuers/']") == 0
+    line = text(page, ".verdict-line")
+    assert "Harvard University (not confirmed)" in line
+    assert "Issued by" not in line
+    assert "harvard.edu" not in line, "the website it names proves nothing"
     assert visible(page, "a[href='/verify'].button")
     shoot(page, "issuer-unconfirmed")
     assert page.console_errors == []
