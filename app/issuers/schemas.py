@@ -30,7 +30,20 @@ LINKEDIN_ID_HELP = (
 
 
 class IssuerCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Northwind Data School",
+                    "url": "https://northwind.example",
+                    "email": "credentials@northwind.example",
+                    "description": "Evening courses in data analysis.",
+                    "suspension": True,
+                }
+            ]
+        },
+    )
 
     name: Name
     url: AnyHttpUrl
@@ -53,7 +66,10 @@ class IssuerCreate(BaseModel):
 class IssuerUpdate(BaseModel):
     """Fields an operator may change after creation (the name and keys are signed history)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"linkedin_organization_id": "2414183"}]},
+    )
 
     linkedin_organization_id: LinkedInOrganizationId | None = Field(
         default=None, description=LINKEDIN_ID_HELP + " `null` removes it."

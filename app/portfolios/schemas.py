@@ -30,7 +30,15 @@ PortfolioKey = Annotated[
 class PortfolioJoin(BaseModel):
     """Put the credential on a portfolio: a new one (handle free) or an existing one (its key)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"handle": "amara-okafor", "display_name": "Amara Okafor"},
+                {"handle": "amara-okafor", "portfolio_key": "mcp_…"},
+            ]
+        },
+    )
 
     handle: Handle = Field(description="3–40 characters: a-z, 0-9 and '-'. Public: /p/{handle}.")
     display_name: DisplayName | None = Field(
@@ -44,7 +52,10 @@ class PortfolioJoin(BaseModel):
 
 
 class NameVisibility(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"hidden": True}]},
+    )
 
     hidden: StrictBool = Field(description="True keeps the recipient's name off public pages.")
 
