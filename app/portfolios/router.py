@@ -313,6 +313,59 @@ def manage_remove_form(token: str, request: Request, session: SessionDep) -> Res
     return _back(request, token, "ok", "Removed from your portfolio: it is no longer listed.")
 
 
+@pages.post("/manage/{token}/portfolio/feature")
+def manage_feature_form(
+    token: str,
+    request: Request,
+    session: SessionDep,
+    featured: Annotated[Literal["true", "false"], Form()],
+) -> Response:
+    """Form: feature this credential on the portfolio (shown first), or stop featuring it."""
+    try:
+        service.set_featured(session, token=token, featured=featured == "true")
+    except service.ManageLinkNotFound:
+        return _not_found_page(request)
+    except AppError as exc:
+        return _back(request, token, "error", exc.message)
+    text = "Featured on your portfolio." if featured == "true" else "No longer featured."
+    return _back(request, token, "ok", text)
+
+
+@pages.post("/manage/{token}/portfolio/move")
+def manage_move_form(
+    token: str,
+    request: Request,
+    session: SessionDep,
+    direction: Annotated[Literal["up", "down"], Form()],
+) -> Response:
+    """Form: move this credential one place up or down on the portfolio."""
+    try:
+        service.move(session, token=token, up=direction == "up")
+    except service.ManageLinkNotFound:
+        return _not_found_page(request)
+    except AppError as exc:
+        return _back(request, token, "error", exc.message)
+    return _back(request, token, "ok", f"Moved {direction} on your portfolio.")
+
+
+@pages.post("/manage/{token}/portfolio/profile")
+def manage_profile_form(
+    token: str,
+    request: Request,
+    session: SessionDep,
+    headline: Annotated[str, Form(max_length=200)] = "",
+    bio: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """Form: the headline and bio shown under the name on the portfolio."""
+    try:
+        service.set_profile(session, token=token, headline=headline, bio=bio)
+    except service.ManageLinkNotFound:
+        return _not_found_page(request)
+    except AppError as exc:
+        return _back(request, token, "error", exc.message)
+    return _back(request, token, "ok", "Your portfolio's headline and bio are saved.")
+
+
 @pages.post("/manage/{token}/name-visibility")
 def manage_name_form(
     token: str,
@@ -344,6 +397,8 @@ def _public(settings: Settings, view: service.PortfolioView) -> PortfolioPublic:
     return PortfolioPublic(
         handle=handle,
         display_name=view.display_name,
+        headline=view.portfolio.headline,
+        bio=view.portfolio.bio,
         url=url,
         qr_svg_url=f"{url}/qr.svg",
         credentials=[
@@ -361,6 +416,7 @@ def _public(settings: Settings, view: service.PortfolioView) -> PortfolioPublic:
                 status=item.status,
                 status_label=item.status_label,
                 verified=item.page.verified,
+                featured=item.featured,
             )
             for item in view.items
         ],

@@ -109,6 +109,7 @@ class PortfolioCredential(BaseModel):
     status: Status
     status_label: str
     verified: bool
+    featured: bool = Field(default=False, description="The owner features it (listed first).")
 
 
 class SkillCount(BaseModel):
@@ -121,6 +122,8 @@ class SkillCount(BaseModel):
 class PortfolioPublic(BaseModel):
     handle: str
     display_name: str | None = Field(description="Null when the owner hid their name.")
+    headline: str | None = Field(default=None, description="The owner's one-line headline.")
+    bio: str | None = Field(default=None, description="The owner's short bio.")
     url: str
     qr_svg_url: str
     credentials: list[PortfolioCredential]
