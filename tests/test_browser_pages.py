@@ -235,6 +235,14 @@ def test_valid(page: Page, world: Fixture) -> None:
     assert count(page, "textarea") == 0
     images_loaded(page)
     shoot(page, "valid")
+    # Dark mode follows the system setting.
+    page.send(
+        "Emulation.setEmulatedMedia", features=[{"name": "prefers-color-scheme", "value": "dark"}]
+    )
+    background = page.eval("getComputedStyle(document.documentElement).backgroundColor")
+    assert background == "rgb(13, 17, 23)", background
+    shoot(page, "valid-dark")
+    page.send("Emulation.setEmulatedMedia", features=[])
     # Opened, the technical list wraps within the phone's width.
     page.eval("document.querySelector('details.checks').open = true")
     shoot(page, "valid-details-open", widths={"phone": 390})

@@ -8,7 +8,7 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import World
+from conftest import BASE_URL, World
 
 BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
 UNKNOWN = "00000000-0000-4000-8000-000000000000"
@@ -187,3 +187,18 @@ def test_every_json_request_body_has_examples_that_validate(client: TestClient) 
                 models[name].model_validate(example)
                 checked += 1
     assert checked >= 10
+
+
+def test_credential_page_shows_the_registered_issuers_logo(world: World) -> None:
+    issuer = world.issuer(image="https://data-academy.example/logo.png")
+    key = issuer["api_key"]["key"]
+    credential = world.credential(key, world.achievement(key)["uuid"])
+    page = world.client.get(f"/credentials/{credential['id']}", headers=BROWSER).text
+    assert '<img class="issuer-logo" src="https://data-academy.example/logo.png"' in page
+    # A pasted copy with its signature broken shows no logo and no issuer link.
+    head, body, signature = credential["jwt"].split(".")
+    broken = f"{head}.{body}.{signature[:-4]}{'AAAA' if signature[-4:] != 'AAAA' else 'BBBB'}"
+    pasted = world.client.post("/verify", data={"credential": broken}).text
+    assert "issuer-logo" not in pasted
+    assert f'href="{BASE_URL}/issuers/' not in pasted
+    assert "Unverified claims" in pasted

@@ -249,6 +249,9 @@ def credential_page(
             session, record.issuer_id
         ),
     )
+    page = context["page"]
+    if page.trust_level == "registered" and page.issuer_logo is None:
+        page.issuer_logo = issuers_service.logo_url(session, record.issuer_id)
     response = render(request, "credential.html", context)
     response.headers["Vary"] = "Accept"
     response.headers["Cache-Control"] = "no-cache"
