@@ -30,8 +30,19 @@ pages = APIRouter(tags=["pages"], include_in_schema=False)
 RAW_JWT_TYPES = {"application/vc+jwt", "application/jwt", "text/plain"}
 MULTIPART = "multipart/form-data"
 
+_RAW_JWT = "eyJhbGciOiJFUzI1NiIsImtpZCI6ImRpZDp3ZWI6…"
 _REQUEST_EXAMPLES: dict[str, Any] = {
     "jwt": {"summary": "A compact VC-JWT", "value": {"credential": "eyJhbGciOiJFUzI1NiIs…"}},
+    "json": {
+        "summary": "A credential as JSON (an embedded proof, or one of ours by its id)",
+        "value": {
+            "credential": {
+                "@context": ["https://www.w3.org/ns/credentials/v2"],
+                "type": ["VerifiableCredential", "OpenBadgeCredential"],
+                "id": "https://credentials.example/credentials/3f2c…",
+            }
+        },
+    },
 }
 
 
@@ -76,9 +87,9 @@ def _credential_from_body(content_type: str, body: bytes) -> str | dict[str, Any
                     "schema": inline_schema(VerifyRequest),
                     "examples": _REQUEST_EXAMPLES,
                 },
-                "application/vc+jwt": {"schema": {"type": "string"}},
-                "application/jwt": {"schema": {"type": "string"}},
-                "text/plain": {"schema": {"type": "string"}},
+                "application/vc+jwt": {"schema": {"type": "string"}, "example": _RAW_JWT},
+                "application/jwt": {"schema": {"type": "string"}, "example": _RAW_JWT},
+                "text/plain": {"schema": {"type": "string"}, "example": _RAW_JWT},
                 MULTIPART: {
                     "schema": {
                         "type": "object",
