@@ -153,15 +153,20 @@ def test_verify_form_and_submissions(world: World) -> None:
     assert redirect.status_code == 303
     assert redirect.headers["location"] == f"/credentials/{issued['id']}"
 
-    # A damaged token of a real credential: a result page, red, its content marked unverified.
-    page = world.client.post("/verify", data={"credential": issued["jwt"][:-6]})
-    assert page.status_code == 200
-    assert re.search(r'<h1 class="banner-title">\s*Not valid\s*</h1>', page.text)
-    assert "Verified" not in page.text
+    # A damaged token of a real credential, or a token that holds no credential: a red result
+    # page (with the reason), never "Verified", never an "Unnamed credential".
+    for token in (issued["jwt"][:-6], "eyJhbGciOiJFUzI1NiJ9.e30.AAAA"):
+        page = world.client.post("/verify", data={"credential": token})
+        assert page.status_code == 200
+        assert re.search(r'<h1 class="banner-title">\s*Not valid\s*</h1>', page.text)
+        assert "Verified" not in page.text
+        assert "Unnamed credential" not in page.text
+    assert "Nothing in it can be read as a credential" in page.text
+    assert "The payload holds no credential" in page.text
     # Garbage of every shape: the form again with an error, never a result ("Unnamed credential").
     for garbage in (
         "not a credential",
-        "eyJhbGciOiJFUzI1NiJ9.e30.AAAA",
+        '{"a": 1}',
         "a.b.c",
         "....",
         "eyJ" + "A" * 5000,

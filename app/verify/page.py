@@ -94,6 +94,7 @@ class PageModel:
     issuer_logo: str | None = None
     issuer_host: str | None = None  # the issuer website's domain, shown beside its name
     achievement_page: str | None = None  # our achievement page, for a credential we issued
+    has_content: bool = True  # False: the token held nothing readable as a credential
 
     @property
     def shareable(self) -> bool:
@@ -157,6 +158,12 @@ def build_page_model(settings: Settings, verification: Verification) -> PageMode
         model.status_since = record.status_changed_at
         model.status_reason = _text(record.status_reason)
     model.banner_text = _banner_text(model, status, model.banner_text)
+    model.has_content = verification.credential is not None
+    if not model.has_content:
+        reason = next((c.detail for c in verification.checks if c.result == CheckResult.fail), "")
+        model.banner_text = (
+            f"Nothing in it can be read as a credential: do not rely on it. {reason}"
+        )
     model.unverified = not verification.identity_established
     if model.unverified:
         # Nothing the token says is proven: no link or image may lend it our credibility.

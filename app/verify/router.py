@@ -20,6 +20,7 @@ from app.core.errors import BadRequest, NotFound, UnsupportedMediaType
 from app.core.openapi import inline_schema
 from app.core.web import render
 from app.credentials import service as credentials_service
+from app.verify.envelope import is_vc
 from app.verify.page import verification_context
 from app.verify.schemas import VerificationResult, VerifyRequest
 from app.verify.service import Verifier, credential_uuid_from_url
@@ -205,6 +206,10 @@ def verify_page_submit(
             return _form_error(request, text, "That JSON could not be read.")
         if not isinstance(parsed, dict):
             return _form_error(request, text, "Paste a credential object.")
+        if not is_vc(parsed):
+            return _form_error(
+                request, text, "That JSON is not a credential (no VerifiableCredential type)."
+            )
         payload = parsed
     elif not _COMPACT_JWS.fullmatch(text):
         return _form_error(
@@ -225,8 +230,10 @@ def _verification_page(
     submitted: str,
 ) -> Response:
     verification = Verifier.from_context(ctx, session).verify(payload)
-    if not verification.credential:
-        # Nothing readable to show: say why on the form instead of an "Unnamed credential".
+    if not verification.credential and (isinstance(payload, dict) or verification.header is None):
+        # Not a token at all, or JSON that is no credential: say so on the form instead of a
+        # result page for an "Unnamed credential". A real token whose credential breaks the
+        # rules gets its red result page with the reason.
         failed = next((c.detail for c in verification.checks if c.result.value == "fail"), "")
         return _form_error(
             request,
