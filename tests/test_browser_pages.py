@@ -389,7 +389,8 @@ def test_manage_page(page: Page, world: Fixture) -> None:
     page.goto(world.long["manage_url"])
     assert "private page" in text(page, ".manage-private").lower()
     assert visible(page, "a.button.linkedin")
-    assert count(page, "textarea") == 2
+    assert count(page, "textarea[readonly]") == 2  # the two embed snippets
+    assert visible(page, "#headline")  # on a portfolio: headline, bio, feature, move
     for link in ("badge.png", "badge.svg", "qr.svg", "qr.png", "certificate.pdf"):
         assert count(page, f".download-list a[href$='/{link}']") == 1, link
     body_font = page.eval("getComputedStyle(document.body).fontFamily")
