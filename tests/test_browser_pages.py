@@ -12,6 +12,7 @@ import base64
 import io
 import json
 import re
+import subprocess
 import unicodedata
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -22,7 +23,7 @@ import httpx
 import pypdfium2 as pdfium
 import pytest
 import zxingcpp
-from chrome import Chrome, Page, chromium_path
+from chrome import FLAGS, Chrome, Page, chromium_path
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from pypdf import PdfReader
 from test_interop_server import ADMIN, Server, running_server
@@ -35,6 +36,8 @@ pytestmark = pytest.mark.slow
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "pages"
 WIDTHS = {"phone": 390, "desktop": 1280}
 REASON = "Exam result withdrawn after an appeal."
+# Chromium's own flags for a one-shot run (no DevTools port).
+CLI_FLAGS = [f for f in FLAGS if not f.startswith("--remote-debugging")]
 
 
 @pytest.fixture(scope="module")
@@ -461,7 +464,9 @@ def test_docs_render_their_operations(page: Page, world: Fixture) -> None:
     assert [e for e in page.console_errors if "cdn.redoc.ly/redoc/logo-mini.svg" not in e] == []
 
 
-def test_print_fits_one_page_and_the_pdf_certificate(page: Page, world: Fixture) -> None:
+def test_print_fits_one_page_and_the_pdf_certificate(
+    page: Page, world: Fixture, tmp_path: Path
+) -> None:
     page.goto(world.valid["url"])
     for name, (w, h) in {"a4": (8.27, 11.69), "letter": (8.5, 11.0)}.items():
         pdf = page.pdf(w, h)
@@ -473,6 +478,25 @@ def test_print_fits_one_page_and_the_pdf_certificate(page: Page, world: Fixture)
         assert re.search(r"Verified at .* by 127\.0\.0\.1", printed), printed
         assert "Share or print" not in printed
         assert "Technical details" not in printed
+    # The same with Chromium's own command line, as someone would print it.
+    target = ARTIFACTS / "print-cli.pdf"
+    target.unlink(missing_ok=True)
+    done = subprocess.run(
+        [
+            chromium_path() or "chromium",
+            *CLI_FLAGS,
+            f"--user-data-dir={tmp_path / 'print-profile'}",
+            "--no-pdf-header-footer",
+            f"--print-to-pdf={target}",
+            world.valid["url"],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert target.exists(), done.stderr[-2000:]
+    assert len(PdfReader(target).pages) == 1
     pdf = world.http.get(f"/credentials/{world.valid['id']}/certificate.pdf")
     assert pdf.status_code == 200
     assert pdf.headers["content-type"] == "application/pdf"
