@@ -102,7 +102,9 @@ class SigningKeyRotated(SigningKeyRead):
 
 
 class KeyRotate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"algorithm": "ES256"}]}
+    )
 
     algorithm: SigningAlgorithm | None = Field(
         default=None, description="The new key's algorithm; the issuer's current one by default."
@@ -110,7 +112,9 @@ class KeyRotate(BaseModel):
 
 
 class KeyCompromise(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"since": "2026-11-30T08:00:00Z"}]}
+    )
 
     since: AwareDatetime | None = Field(
         default=None, description="When the key was (or may have been) compromised; now by default."
@@ -136,7 +140,9 @@ class IssuerRead(BaseModel):
 
 
 class ApiKeyCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"name": "LMS integration"}]}
+    )
 
     name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = None
 

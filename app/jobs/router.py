@@ -109,7 +109,19 @@ async def _read_batch(request: Request) -> service.RawRows:
         "requestBody": {
             "required": True,
             "content": {
-                "application/json": {"schema": {"type": "array", "items": inline_schema(BatchRow)}},
+                "application/json": {
+                    "schema": {"type": "array", "items": inline_schema(BatchRow)},
+                    "example": [
+                        {
+                            "external_id": "enrol-1001",
+                            "recipient": {"email": "amara@example.com", "name": "Amara Okafor"},
+                        },
+                        {
+                            "external_id": "enrol-1002",
+                            "recipient": {"email": "kofi@example.com", "name": "Kofi Mensah"},
+                        },
+                    ],
+                },
                 "text/csv": {"schema": {"type": "string"}},
                 "multipart/form-data": {
                     "schema": {
