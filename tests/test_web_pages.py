@@ -209,3 +209,58 @@ def test_credential_page_shows_the_registered_issuers_logo(world: World) -> None
     assert "issuer-logo" not in pasted
     assert f'href="{BASE_URL}/issuers/' not in pasted
     assert "Unverified claims" in pasted
+
+
+def test_banners_carry_dates_and_reasons(world: World) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from conftest import bearer
+
+    issuer = world.issuer(suspension=True)
+    key = issuer["api_key"]["key"]
+    achievement = world.achievement(key)["uuid"]
+    today = datetime.now(UTC).strftime("%-d %b %Y")
+
+    def banner(credential: dict[str, str]) -> str:
+        page = world.client.get(f"/credentials/{credential['id']}", headers=BROWSER).text
+        found = re.search(r'<p class="banner-text">(.*?)</p>', page, re.S)
+        assert found
+        return found.group(1)
+
+    revoked = world.credential(key, achievement)
+    done = world.client.post(
+        f"/api/v1/credentials/{revoked['id']}/revoke",
+        json={"reason": "Exam <re-marked> after appeal"},
+        headers=bearer(key),
+    )
+    assert done.status_code == 200, done.text
+    text = banner(revoked)
+    assert f"revoked this credential on {today}" in text
+    assert "Reason given: Exam &lt;re-marked&gt; after appeal." in text
+    suspended = world.credential(key, achievement)
+    done = world.client.post(
+        f"/api/v1/credentials/{suspended['id']}/suspend",
+        json={"reason": "Under review"},
+        headers=bearer(key),
+    )
+    assert done.status_code == 200, done.text
+    assert f"suspended this credential on {today}" in banner(suspended)
+    assert "Reason given: Under review." in banner(suspended)
+    now = datetime.now(UTC)
+    expired = world.credential(
+        key,
+        achievement,
+        valid_from=(now - timedelta(days=60)).isoformat(),
+        valid_until=(now - timedelta(days=3)).isoformat(),
+    )
+    assert f"expired on {(now - timedelta(days=3)).strftime('%-d %b %Y')}" in banner(expired)
+    for credential in (revoked, suspended, expired):
+        page = world.client.get(f"/credentials/{credential['id']}", headers=BROWSER).text
+        assert "certificate.pdf" not in page
+        assert 'id="print-button"' not in page
+        pdf = world.client.get(f"/credentials/{credential['id']}/certificate.pdf")
+        assert pdf.status_code == 409
+    valid = world.credential(key, achievement)
+    pdf = world.client.get(f"/credentials/{valid['id']}/certificate.pdf")
+    assert pdf.status_code == 200
+    assert pdf.content.startswith(b"%PDF-")

@@ -141,8 +141,8 @@ def _banner_text(model: PageModel, status: Status, default: str) -> str:
         when = f" on {_day(model.status_since)}" if model.status_since else ""
         return f"The issuer revoked this credential{when}: do not rely on it.{reason}"
     if status is Status.suspended:
-        when = f" since {_day(model.status_since)}" if model.status_since else ""
-        return f"The issuer has suspended this credential{when}; it may be reinstated.{reason}"
+        when = f" on {_day(model.status_since)}" if model.status_since else ""
+        return f"The issuer suspended this credential{when}; it may be reinstated.{reason}"
     if status is Status.expired and model.valid_until:
         return f"This credential is authentic, but it expired on {_day(model.valid_until)}."
     if status is Status.not_yet_valid and model.valid_from:
