@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.achievements import router as achievements
+from app.apidocs import router as apidocs
 from app.badges import router as badges
 from app.core.config import Environment, Settings
 from app.core.context import AppContext
@@ -29,6 +30,7 @@ from app.core.errors import (
     install_error_handlers,
     problem,
 )
+from app.core.head import HeadAsGetMiddleware
 from app.core.health import ReadinessProbe
 from app.core.logs import configure_logging
 from app.core.metrics import exposition, mark_process_dead, scrape_refusal
@@ -211,6 +213,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "RFC 9457 problem details."
         ),
         lifespan=lifespan,
+        # Served by app/apidocs from our own files (the defaults load a CDN our CSP blocks).
+        docs_url=None,
+        redoc_url=None,
     )
     app.access_log = settings.access_log
     app.state.ctx = ctx
@@ -228,6 +233,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         body_timeout=settings.body_timeout,
     )
     app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(HeadAsGetMiddleware)
 
     app.include_router(issuers.api)
     app.include_router(achievements.api)
@@ -244,8 +250,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(status_lists.public)
     app.include_router(portfolios.router)
     app.include_router(verify.pages)
+    app.include_router(apidocs.pages)
+    # Before /static, which would otherwise take these paths too.
+    app.mount(apidocs.VENDOR_PREFIX, apidocs.vendor_files(), name="vendor")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     install_openapi(app)
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> Response:
+        return FileResponse(
+            STATIC_DIR / "favicon.ico",
+            media_type="image/x-icon",
+            headers={"Cache-Control": "public, max-age=86400"},
+        )
 
     readiness = ReadinessProbe(ctx)
 

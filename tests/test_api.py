@@ -808,8 +808,15 @@ def test_bodies_over_the_limit_are_413(database_url: str, tmp_path: Path) -> Non
     ],
 )
 def test_unknown_public_resources_are_404_problems(client: TestClient, path: str) -> None:
-    for accept in ("application/json", "text/html", "*/*"):
+    for accept in ("application/json", "*/*"):
         assert_problem(client.get(path, headers={"Accept": accept}), 404)
+    # A browser gets a page to read instead, except under /api/ (always problem details).
+    browser = client.get(path, headers={"Accept": "text/html"})
+    assert browser.status_code == 404
+    if path.startswith("/api/"):
+        assert_problem(browser, 404)
+    else:
+        assert browser.headers["content-type"].startswith("text/html")
 
 
 def test_wrong_method_is_a_problem(client: TestClient) -> None:

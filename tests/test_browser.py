@@ -181,10 +181,14 @@ def test_rendered_dom(server: Server, credential: dict[str, Any], tmp_path: Path
     oembed = dom.find("link", rel="alternate", type="application/json+oembed")
     assert oembed
     assert oembed[0]["href"].startswith(f"{base}/oembed?url=")
-    # The LinkedIn button.
+    # The LinkedIn button is the owner's (on the management page), not every visitor's.
+    assert not dom.with_class("linkedin")
+    manage = _run(["--dump-dom", credential["manage_url"]], tmp_path / "profile")
+    owner = Dom()
+    owner.feed(manage.stdout)
     assert any(
         a.get("href", "").startswith("https://www.linkedin.com/profile/add?")
-        for _t, a in dom.with_class("linkedin")
+        for _t, a in owner.with_class("linkedin")
     )
     # Every image has a text alternative.
     assert all("alt" in a for a in dom.find("img"))

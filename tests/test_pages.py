@@ -44,10 +44,30 @@ def test_credential_page_for_browsers(world: World) -> None:
     assert '<li class="tag">SQL</li>' in page
     assert '<li class="tag">data visualisation</li>' in page
     assert "Passed a proctored practical exam." in page
-    # The QR image, the share link and the machine-readable representations.
-    assert f'<img src="{path}/qr.svg"' in page
-    assert f'href="{path}/qr.png"' in page
-    assert f'href="{BASE_URL}{path}"' in page
+    # The answer in plain words first: who issued it, until when, checked when.
+    line = re.search(r'<p class="verdict-line">(.*?)</p>', page, re.S)
+    assert line
+    words = re.sub(r"<[^>]+>", "", line.group(1))
+    assert re.fullmatch(
+        r"Issued by Data Academy · data-academy\.example · no expiry · "
+        r"checked just now at \d\d:\d\d UTC",
+        words,
+    ), words
+    for question in ("Is it real?", "Who certified it?", "Is it still valid?"):
+        assert f"<dt>{question}</dt>" in page
+    assert 'data-trust="registered"' in page
+    # The baked badge image; the achievement name links to its page.
+    assert f'src="{path}/badge.svg"' in page
+    assert re.search(r'<h2 class="achievement-name"[^>]*><a href="[^"]*/achievements/', page)
+    # The QR image, the share link, print and PDF; owner tools are not on the public page.
+    assert f'src="{path}/qr.svg"' in page
+    assert f'value="{BASE_URL}{path}"' in page
+    assert f'href="{path}/certificate.pdf"' in page
+    assert 'id="print-button"' in page
+    assert "linkedin.com" not in page
+    assert "embed-snippet" not in page
+    # The technical checks are folded away.
+    assert '<details class="panel checks">' in page
     assert f'href="{path}?format=json"' in page
     assert f'href="{path}?format=jwt"' in page
     assert f'href="/issuers/{issuer["issuer"]["slug"]}"' in page.replace(BASE_URL, "")
@@ -133,11 +153,42 @@ def test_verify_form_and_submissions(world: World) -> None:
     assert redirect.status_code == 303
     assert redirect.headers["location"] == f"/credentials/{issued['id']}"
 
-    for garbage in ("not a credential", "eyJhbGciOiJFUzI1NiJ9.e30.AAAA", issued["jwt"][:-6]):
-        page = world.client.post("/verify", data={"credential": garbage})
+    # A damaged token of a real credential, or a token that holds no credential: a red result
+    # page (with the reason), never "Verified", never an "Unnamed credential".
+    for token in (issued["jwt"][:-6], "eyJhbGciOiJFUzI1NiJ9.e30.AAAA"):
+        page = world.client.post("/verify", data={"credential": token})
         assert page.status_code == 200
         assert re.search(r'<h1 class="banner-title">\s*Not valid\s*</h1>', page.text)
         assert "Verified" not in page.text
+        assert "Unnamed credential" not in page.text
+    assert "Nothing in it can be read as a credential" in page.text
+    assert "The payload holds no credential" in page.text
+    # Garbage of every shape: the form again with an error, never a result ("Unnamed credential").
+    for garbage in (
+        "not a credential",
+        '{"a": 1}',
+        "a.b.c",
+        "....",
+        "eyJ" + "A" * 5000,
+        "[1, 2]",
+        "{not json",
+        "\u202e\u0000",
+    ):
+        page = world.client.post("/verify", data={"credential": garbage})
+        assert page.status_code == 400, garbage
+        assert page.headers["content-type"].startswith("text/html")
+        assert 'class="notice error" role="alert"' in page.text
+        assert "Unnamed credential" not in page.text
+        assert "banner-title" not in page.text
+        assert "Verified" not in page.text
+    # An unknown link of ours is a form error too, not a redirect to a 404.
+    unknown = world.client.post(
+        "/verify",
+        data={"credential": f"{BASE_URL}/credentials/00000000-0000-4000-8000-000000000000"},
+        follow_redirects=False,
+    )
+    assert unknown.status_code == 400
+    assert "No credential of this service has that link" in unknown.text
 
     empty = world.client.post("/verify", data={"credential": "   "})
     assert empty.status_code == 400

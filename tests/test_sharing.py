@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from typing import Any
@@ -154,8 +155,8 @@ def test_linkedin_expiring_without_id_and_patching_the_id(world: World) -> None:
     fields = query(read.json()["linkedin_add_url"])
     assert fields["organizationId"] == "1337"
     assert "organizationName" not in fields
-    # The page's button carries the same link.
-    page = world.client.get(f"/credentials/{credential['id']}", headers=HTML).text
+    # The owner's management page carries the same link (the public page has no owner tools).
+    page = world.client.get(credential["manage_url"], headers=HTML).text
     assert 'href="https://www.linkedin.com/profile/add?' in page
     assert "Add to LinkedIn profile" in page
     # Not digits: refused; null removes it.
@@ -204,7 +205,12 @@ def test_open_graph_and_twitter_tags(world: World) -> None:
     assert alternates[0]["href"] == f"{BASE_URL}/oembed?" + urlencode(
         {"url": credential["url"], "format": "json"}
     )
-    # The LinkedIn fields shown for copying, and the copy-paste snippet (no script).
+    # No inline script on the public page (the print button's script is a file of ours).
+    assert all(not body.strip() for body in re.findall(r"<script[^>]*>(.*?)</script>", page.text))
+    assert len(head.textareas) == 0, "the owner's sharing tools are on the management page"
+    # The LinkedIn fields shown for copying, and the copy-paste snippet (no script), for the owner.
+    page = world.client.get(credential["manage_url"], headers=HTML)
+    head = parse(page.text)
     assert credential["id"] in page.text
     assert len(head.textareas) == 2
     snippet = parse(head.textareas[0])

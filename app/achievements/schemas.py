@@ -101,7 +101,28 @@ class Alignment(BaseModel):
 
 
 class AchievementCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "SQL for Analysts",
+                    "description": "Writes correct, efficient SQL for reporting and dashboards.",
+                    "criteria": {"narrative": "Passed a proctored two-hour practical exam."},
+                    "achievement_type": "MicroCredential",
+                    "alignments": [
+                        {
+                            "target_name": "Data Scientists",
+                            "target_url": "https://www.onetonline.org/link/summary/15-2051.00",
+                            "target_framework": "O*NET-SOC",
+                            "target_code": "15-2051.00",
+                        }
+                    ],
+                    "tags": ["SQL", "PostgreSQL"],
+                }
+            ]
+        },
+    )
 
     name: Text200
     description: Annotated[

@@ -13,7 +13,7 @@ import anyio
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect, cookie_parser
@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core import text
 from app.core.logs import current_request_id
+from app.core.web import error_page, wants_html
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("microcred")
@@ -149,12 +150,22 @@ def problem(
     )
 
 
-def render_error(exc: AppError) -> JSONResponse:
-    """The one rendering of an AppError (routes, middleware and the outage mappings use it)."""
+def error_headers(exc: AppError) -> dict[str, str]:
+    """The headers an AppError's answer carries: its own (Retry-After of a 429), a bearer
+    challenge for a 401, Retry-After for a 503."""
     headers = dict(exc.headers or {})
     if exc.status_code == 401:
         headers["WWW-Authenticate"] = "Bearer"
-    return problem(exc.status_code, exc.message, title=exc.title, headers=headers, **exc.extra)
+    if exc.status_code == 503:
+        headers.setdefault("Retry-After", str(RETRY_AFTER_SECONDS))
+    return headers
+
+
+def render_error(exc: AppError) -> JSONResponse:
+    """An AppError as problem+json where there is no request to negotiate with (middleware)."""
+    return problem(
+        exc.status_code, exc.message, title=exc.title, headers=error_headers(exc), **exc.extra
+    )
 
 
 def _validation_errors(errors: Sequence[Any]) -> tuple[int, str, list[dict[str, Any]]]:
@@ -172,27 +183,61 @@ def _validation_errors(errors: Sequence[Any]) -> tuple[int, str, list[dict[str, 
     return 422, f"{where}: {first['msg']}", items
 
 
+def wants_error_page(request: Request) -> bool:
+    """A person's browser asking for a page (not the API, not an API client): show a page.
+
+    API paths always answer problem+json, whatever the Accept header says: a platform's
+    client must never have to parse HTML.
+    """
+    return not request.url.path.startswith("/api/") and wants_html(request)
+
+
+def error_response(
+    request: Request,
+    status: int,
+    detail: str,
+    *,
+    title: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> Response:
+    """The one error rendering: a page for people, RFC 9457 problem details for everyone else."""
+    if wants_error_page(request):
+        return error_page(request, status, detail, headers=headers)
+    return problem(status, detail, title=title, headers=headers, **extra)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
-    async def _app_error(_request: Request, exc: AppError) -> JSONResponse:
+    async def _app_error(request: Request, exc: AppError) -> Response:
         if isinstance(exc, ServiceUnavailable):
             log.warning("%s unavailable: %s", exc.part, exc.log_detail)
-        return render_error(exc)
+        return error_response(
+            request,
+            exc.status_code,
+            exc.message,
+            title=exc.title,
+            headers=error_headers(exc),
+            **exc.extra,
+        )
 
-    async def _database_fault(_request: Request, exc: Exception) -> JSONResponse:
+    async def _database_fault(request: Request, exc: Exception) -> Response:
         error = database_unavailable(exc)
         log.warning("database unavailable: %s", error.log_detail)
-        return render_error(error)
+        return error_response(
+            request, error.status_code, error.message, headers=error_headers(error), **error.extra
+        )
 
     for fault in DATABASE_FAULTS:
         app.add_exception_handler(fault, _database_fault)
 
-    async def _unstorable(_request: Request, exc: Exception) -> JSONResponse:
+    async def _unstorable(request: Request, exc: Exception) -> Response:
         # A backstop: text is checked at the edge (TextGuardMiddleware), but a value the edge
         # cannot see (a multipart text field, a CSV cell) must still be a 4xx, not a 500.
         # Logged with its traceback: it shows a way in that the edge guard does not cover.
         log.warning("refused a value that cannot be stored", exc_info=exc)
-        return problem(
+        return error_response(
+            request,
             422,
             "The request holds a value that cannot be stored (NUL, a lone surrogate, or out of range).",
         )
@@ -200,27 +245,27 @@ def install_error_handlers(app: FastAPI) -> None:
     for unstorable in UNSTORABLE:
         app.add_exception_handler(unstorable, _unstorable)
 
-    async def _too_deep(_request: Request, _exc: Exception) -> JSONResponse:
-        return problem(400, "The request is nested too deeply to be read.")
+    async def _too_deep(request: Request, _exc: Exception) -> Response:
+        return error_response(request, 400, "The request is nested too deeply to be read.")
 
     app.add_exception_handler(RecursionError, _too_deep)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         status, detail, items = _validation_errors(exc.errors())
-        return problem(status, detail, errors=items)
+        return error_response(request, status, detail, errors=items)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
         if exc.status_code == 404 and detail == "Not Found":
             detail = "No such resource."
-        return problem(exc.status_code, detail, headers=exc.headers)
+        return error_response(request, exc.status_code, detail, headers=exc.headers)
 
     @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error", exc_info=exc)
-        return problem(500, "An unexpected error occurred; it has been logged.")
+        return error_response(request, 500, "An unexpected error occurred; it has been logged.")
 
 
 class BodySizeLimitMiddleware:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
+from pydantic import BaseModel
 
 from app.core.errors import PROBLEM_JSON
 
@@ -180,3 +181,31 @@ def install(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to customise the document
+
+
+def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """`model`'s JSON Schema with its `$defs` inlined.
+
+    Pydantic refers to nested models as `#/$defs/Name`, a pointer into the document root; placed
+    inside the OpenAPI document that root is the OpenAPI object, where no `$defs` exists, so
+    ReDoc (rightly) refuses the whole document and Swagger UI shows resolver errors.
+    """
+    schema = model.model_json_schema()
+    defs: dict[str, Any] = schema.pop("$defs", {})
+
+    def resolve(node: Any, seen: frozenset[str]) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                name = ref.removeprefix("#/$defs/")
+                if name in seen:  # a recursive model: stop at an open object
+                    return {"type": "object", "title": name}
+                rest = {k: v for k, v in node.items() if k != "$ref"}
+                return {**resolve(defs[name], seen | {name}), **rest}
+            return {k: resolve(v, seen) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v, seen) for v in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema, frozenset())
+    return resolved

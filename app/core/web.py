@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -98,3 +99,46 @@ def render(
     request: Request, template: str, context: dict[str, Any], status_code: int = 200
 ) -> HTMLResponse:
     return TEMPLATES.TemplateResponse(request, template, context, status_code=status_code)
+
+
+# What a person reads on an error page, by status: a plain title and what to do next.
+ERROR_PAGES: dict[int, tuple[str, str]] = {
+    400: ("That request could not be read", "Check the link or the form and try again."),
+    401: ("Sign-in needed", "This address is for the service's API clients."),
+    403: ("Not allowed", "This address is not open to you."),
+    404: (
+        "Nothing at this address",
+        "No credential, issuer or page of this service has this link. If you scanned a QR code "
+        "or followed a link from a CV, it may be mistyped or forged: do not rely on it.",
+    ),
+    405: ("Not available this way", "This address cannot be opened in a browser."),
+    422: ("That request could not be read", "Check the link or the form and try again."),
+    429: ("Too many requests", "Wait a moment, then try again."),
+    503: ("Temporarily unavailable", "The service is busy or down for a moment; try again soon."),
+}
+
+
+def error_page(
+    request: Request,
+    status: int,
+    detail: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+) -> HTMLResponse:
+    """An error as a page for people, with a way on (home, verify): never raw JSON in a browser."""
+    title, advice = ERROR_PAGES.get(
+        status,
+        ("Something went wrong", "Try again later.")
+        if status >= 500
+        else ("That did not work", "Check the link and try again."),
+    )
+    response = render(
+        request,
+        "error.html",
+        {"status": status, "title": title, "advice": advice, "detail": detail},
+        status_code=status,
+    )
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -74,7 +74,18 @@ class EvidenceIn(BaseModel):
 
 
 class CredentialCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "achievement_id": "0b5f3c1e-8d2a-4c7b-9f41-6a1d2e3b4c5d",
+                    "recipient": {"email": "amara@example.com", "name": "Amara Okafor"},
+                    "valid_until": "2028-12-31T23:59:59Z",
+                }
+            ]
+        },
+    )
 
     achievement_id: AchievementRef
     recipient: RecipientIn
@@ -113,7 +124,10 @@ class CredentialIssued(BaseModel):
 
 
 class StatusChange(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"reason": "Exam result withdrawn after an appeal."}]},
+    )
 
     reason: Annotated[
         str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)

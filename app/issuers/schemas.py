@@ -42,7 +42,20 @@ DATA_INTEGRITY_HELP = (
 
 
 class IssuerCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Northwind Data School",
+                    "url": "https://northwind.example",
+                    "email": "credentials@northwind.example",
+                    "description": "Evening courses in data analysis.",
+                    "suspension": True,
+                }
+            ]
+        },
+    )
 
     name: Name
     url: AnyHttpUrl
@@ -66,7 +79,10 @@ class IssuerCreate(BaseModel):
 class IssuerUpdate(BaseModel):
     """Fields an operator may change after creation (the name and keys are signed history)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"linkedin_organization_id": "2414183"}]},
+    )
 
     linkedin_organization_id: LinkedInOrganizationId | None = Field(
         default=None, description=LINKEDIN_ID_HELP + " `null` removes it."
@@ -118,7 +134,9 @@ class SigningKeyRotated(SigningKeyRead):
 
 
 class KeyRotate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"algorithm": "ES256"}]}
+    )
 
     algorithm: SigningAlgorithm | None = Field(
         default=None, description="The new key's algorithm; the issuer's current one by default."
@@ -130,7 +148,9 @@ class KeyRotate(BaseModel):
 
 
 class KeyCompromise(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"since": "2026-11-30T08:00:00Z"}]}
+    )
 
     since: AwareDatetime | None = Field(
         default=None, description="When the key was (or may have been) compromised; now by default."
@@ -181,7 +201,9 @@ class IssuerRead(BaseModel):
 
 
 class ApiKeyCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"name": "LMS integration"}]}
+    )
 
     name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = None
 

@@ -287,6 +287,14 @@ def list_api_keys(session: Session, *, issuer: Issuer) -> Sequence[ApiKey]:
     return repository.api_keys_of(session, issuer.id)
 
 
+def logo_url(session: Session, issuer_id: uuid.UUID) -> str | None:
+    """The registered issuer's logo (its profile `image`), for pages that show its credentials:
+    the signed credential names the issuer but does not carry its logo."""
+    issuer = repository.get(session, issuer_id)
+    image = issuer.image if issuer is not None else None
+    return image if image and image.startswith("https://") else None
+
+
 def revoke_api_key(session: Session, *, issuer: Issuer, key_id: uuid.UUID) -> ApiKey:
     record = repository.api_key(session, issuer.id, key_id)
     if record is None:

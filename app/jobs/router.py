@@ -16,7 +16,7 @@ from starlette.datastructures import UploadFile
 from app.core.config import Settings
 from app.core.deps import ContextDep, SessionDep
 from app.core.errors import BadRequest, UnsupportedMediaType
-from app.core.openapi import problem_responses
+from app.core.openapi import inline_schema, problem_responses
 from app.core.pagination import Page, decode_cursor, encode_cursor
 from app.issuers.deps import CurrentIssuer
 from app.issuers.models import Issuer
@@ -81,7 +81,17 @@ async def _read_batch(request: Request) -> service.RawRows:
             "required": True,
             "content": {
                 "application/json": {
-                    "schema": {"type": "array", "items": BatchRow.model_json_schema()}
+                    "schema": {"type": "array", "items": inline_schema(BatchRow)},
+                    "example": [
+                        {
+                            "external_id": "enrol-1001",
+                            "recipient": {"email": "amara@example.com", "name": "Amara Okafor"},
+                        },
+                        {
+                            "external_id": "enrol-1002",
+                            "recipient": {"email": "kofi@example.com", "name": "Kofi Mensah"},
+                        },
+                    ],
                 },
                 "text/csv": {"schema": {"type": "string"}},
                 "multipart/form-data": {

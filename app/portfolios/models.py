@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, Uuid
+from sqlalchemy import ForeignKey, Integer, String, Text, Uuid, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base, UTCDateTime, utcnow
@@ -17,6 +17,9 @@ class Portfolio(Base):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     handle: Mapped[str] = mapped_column(String(40), unique=True)
     display_name: Mapped[str] = mapped_column(String(100))
+    # The owner's own words under their name: a one-line headline and a short bio.
+    headline: Mapped[str | None] = mapped_column(String(200))
+    bio: Mapped[str | None] = mapped_column(Text)
     # The owner's secret (returned once when the portfolio is created); only its hash is kept.
     owner_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -35,3 +38,6 @@ class PortfolioEntry(Base):
         ForeignKey("portfolios.id", ondelete="CASCADE"), index=True
     )
     added_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The owner's choices: featured entries first, then by position (unset: newest first).
+    featured: Mapped[bool] = mapped_column(default=False, server_default=false())
+    position: Mapped[int | None] = mapped_column(Integer)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import delete, select
+from sqlalchemy import case, delete, select
 from sqlalchemy.orm import Session
 
 from app.credentials.models import Credential
@@ -53,10 +53,24 @@ def remove_entry(session: Session, credential_id: uuid.UUID) -> bool:
 
 
 def credentials_on(session: Session, portfolio_id: uuid.UUID) -> Sequence[Credential]:
-    """The credentials its owner chose for a portfolio, newest first."""
-    return session.scalars(
-        select(Credential)
+    """The credentials its owner chose for a portfolio in the owner's order: featured first,
+    then by the position the owner gave, then newest first."""
+    return [credential for credential, _entry in entries_on(session, portfolio_id)]
+
+
+def entries_on(
+    session: Session, portfolio_id: uuid.UUID
+) -> Sequence[tuple[Credential, PortfolioEntry]]:
+    rows = session.execute(
+        select(Credential, PortfolioEntry)
         .join(PortfolioEntry, PortfolioEntry.credential_id == Credential.id)
         .where(PortfolioEntry.portfolio_id == portfolio_id)
-        .order_by(Credential.issued_at.desc(), Credential.id)
+        .order_by(
+            PortfolioEntry.featured.desc(),
+            case((PortfolioEntry.position.is_(None), 1), else_=0),
+            PortfolioEntry.position,
+            Credential.issued_at.desc(),
+            Credential.id,
+        )
     ).all()
+    return [(credential, entry) for credential, entry in rows]

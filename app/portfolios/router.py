@@ -26,6 +26,7 @@ from app.core.openapi import problem_responses
 from app.core.ratelimit import RateLimited, credential_key, limiter
 from app.core.web import JSON_TYPES, negotiated, preferred, render
 from app.credentials import service as credentials_service
+from app.issuers import service as issuers_service
 from app.issuers.deps import CurrentIssuer
 from app.portfolios import service
 from app.portfolios.schemas import (
@@ -40,6 +41,7 @@ from app.portfolios.schemas import (
     PortfolioRef,
     SkillCount,
 )
+from app.verify.page import share_context
 from app.verify.service import Verifier
 
 issuer_api = APIRouter(prefix="/api/v1/credentials", tags=["issuer"])
@@ -55,6 +57,9 @@ ManageToken = Annotated[
 ]
 FLASH_COOKIE = "microcred_flash"
 _HANDLE = re.compile(HANDLE_PATTERN)
+# HANDLE_PATTERN for the form's `pattern` attribute, which browsers compile with the `v` flag:
+# there a literal "-" in a class must be escaped, or the whole check is skipped.
+HANDLE_HTML_PATTERN = r"[a-z0-9\-]{3,40}"
 # The management page holds a secret in its URL: never cache it, index it or send it as Referer.
 PRIVATE_HEADERS = {
     "Cache-Control": "no-store",
@@ -291,7 +296,20 @@ def manage_page(token: str, request: Request, session: ReadSessionDep, ctx: Cont
                 if view.portfolio is not None
                 else None
             ),
-            "handle_pattern": HANDLE_PATTERN.strip("^$"),
+            "handle_pattern": HANDLE_HTML_PATTERN,
+            # The owner's sharing tools, only while the credential is good to share.
+            "share": (
+                share_context(
+                    settings,
+                    view.page,
+                    page_url=credentials_service.credential_url(settings, view.record.id),
+                    linkedin_organization_id=issuers_service.linkedin_organization_id(
+                        session, view.record.issuer_id
+                    ),
+                )
+                if view.page.shareable
+                else None
+            ),
         },
     )
     if FLASH_COOKIE in request.cookies:
@@ -373,6 +391,71 @@ def manage_remove_form(token: str, request: Request, session: SessionDep) -> Res
     return _back(request, token, "ok", "Removed from your portfolio: it is no longer listed.")
 
 
+@pages.post("/manage/{token}/portfolio/feature")
+def manage_feature_form(
+    token: str,
+    request: Request,
+    session: SessionDep,
+    featured: Annotated[Literal["true", "false"], Form()],
+) -> Response:
+    """Form: feature this credential on the portfolio (shown first), or stop featuring it."""
+    try:
+        with _page_attempt(request, token):
+            try:
+                service.set_featured(session, token=token, featured=featured == "true")
+            except service.ManageLinkNotFound:
+                raise
+            except AppError as exc:
+                return _back(request, token, "error", exc.message)
+    except _PageAnswer as answer:
+        return answer.response
+    text = "Featured on your portfolio." if featured == "true" else "No longer featured."
+    return _back(request, token, "ok", text)
+
+
+@pages.post("/manage/{token}/portfolio/move")
+def manage_move_form(
+    token: str,
+    request: Request,
+    session: SessionDep,
+    direction: Annotated[Literal["up", "down"], Form()],
+) -> Response:
+    """Form: move this credential one place up or down on the portfolio."""
+    try:
+        with _page_attempt(request, token):
+            try:
+                service.move(session, token=token, up=direction == "up")
+            except service.ManageLinkNotFound:
+                raise
+            except AppError as exc:
+                return _back(request, token, "error", exc.message)
+    except _PageAnswer as answer:
+        return answer.response
+    return _back(request, token, "ok", f"Moved {direction} on your portfolio.")
+
+
+@pages.post("/manage/{token}/portfolio/profile")
+def manage_profile_form(
+    token: str,
+    request: Request,
+    session: SessionDep,
+    headline: Annotated[str, Form(max_length=200)] = "",
+    bio: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """Form: the headline and bio shown under the name on the portfolio."""
+    try:
+        with _page_attempt(request, token):
+            try:
+                service.set_profile(session, token=token, headline=headline, bio=bio)
+            except service.ManageLinkNotFound:
+                raise
+            except AppError as exc:
+                return _back(request, token, "error", exc.message)
+    except _PageAnswer as answer:
+        return answer.response
+    return _back(request, token, "ok", "Your portfolio's headline and bio are saved.")
+
+
 @pages.post("/manage/{token}/name-visibility")
 def manage_name_form(
     token: str,
@@ -408,6 +491,8 @@ def _public(settings: Settings, view: service.PortfolioView) -> PortfolioPublic:
     return PortfolioPublic(
         handle=handle,
         display_name=view.display_name,
+        headline=view.portfolio.headline,
+        bio=view.portfolio.bio,
         url=url,
         qr_svg_url=f"{url}/qr.svg",
         credentials=[
@@ -425,6 +510,7 @@ def _public(settings: Settings, view: service.PortfolioView) -> PortfolioPublic:
                 status=item.status,
                 status_label=item.status_label,
                 verified=item.page.verified,
+                featured=item.featured,
             )
             for item in view.items
         ],

@@ -30,7 +30,15 @@ PortfolioKey = Annotated[
 class PortfolioJoin(BaseModel):
     """Put the credential on a portfolio: a new one (handle free) or an existing one (its key)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"handle": "amara-okafor", "display_name": "Amara Okafor"},
+                {"handle": "amara-okafor", "portfolio_key": "mcp_…"},
+            ]
+        },
+    )
 
     handle: Handle = Field(description="3–40 characters: a-z, 0-9 and '-'. Public: /p/{handle}.")
     display_name: DisplayName | None = Field(
@@ -44,7 +52,10 @@ class PortfolioJoin(BaseModel):
 
 
 class NameVisibility(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"hidden": True}]},
+    )
 
     hidden: StrictBool = Field(description="True keeps the recipient's name off public pages.")
 
@@ -98,6 +109,7 @@ class PortfolioCredential(BaseModel):
     status: Status
     status_label: str
     verified: bool
+    featured: bool = Field(default=False, description="The owner features it (listed first).")
 
 
 class SkillCount(BaseModel):
@@ -110,6 +122,8 @@ class SkillCount(BaseModel):
 class PortfolioPublic(BaseModel):
     handle: str
     display_name: str | None = Field(description="Null when the owner hid their name.")
+    headline: str | None = Field(default=None, description="The owner's one-line headline.")
+    bio: str | None = Field(default=None, description="The owner's short bio.")
     url: str
     qr_svg_url: str
     credentials: list[PortfolioCredential]

@@ -13,6 +13,7 @@ import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -55,6 +56,10 @@ class WrongPortfolioKey(Forbidden):
 
 class DisplayNameMissing(Unprocessable):
     pass
+
+
+class NotOnPortfolio(Conflict):
+    title = "Not on a portfolio"
 
 
 def portfolio_url(settings: Settings, handle: str) -> str:
@@ -116,6 +121,7 @@ class ManageView:
     verification: Verification
     page: PageModel
     portfolio: Portfolio | None
+    featured: bool = False
 
     @property
     def changes_allowed(self) -> bool:
@@ -127,11 +133,13 @@ def manage_view(session: Session, *, verifier: Verifier, token: str) -> ManageVi
     record = managed_credential(session, token=token)
     verification = verifier.verify_jwt(record.jwt)
     page = build_page_model(verifier.settings, verification)
+    entry = repository.entry(session, record.id)
     return ManageView(
         record=record,
         verification=verification,
         page=page,
         portfolio=repository.portfolio_of(session, record.id),
+        featured=entry is not None and entry.featured,
     )
 
 
@@ -223,6 +231,72 @@ def set_name_hidden(session: Session, *, token: str, hidden: bool) -> Credential
     return record
 
 
+def _own_entry(session: Session, token: str) -> tuple[Credential, PortfolioEntry, Portfolio]:
+    """The managed credential's portfolio entry: what the owner may arrange and describe."""
+    record = _changeable(session, token)
+    entry = repository.entry(session, record.id)
+    portfolio = repository.portfolio_of(session, record.id)
+    if entry is None or portfolio is None:
+        raise NotOnPortfolio("This credential is not on a portfolio.")
+    return record, entry, portfolio
+
+
+def set_featured(session: Session, *, token: str, featured: bool) -> None:
+    """Feature the credential on its portfolio (featured ones come first), or stop featuring it."""
+    _record, entry, portfolio = _own_entry(session, token)
+    entry.featured = featured
+    portfolio.updated_at = utcnow()
+    session.flush()
+
+
+def move(session: Session, *, token: str, up: bool) -> None:
+    """Move the credential one place up or down among its portfolio's credentials.
+
+    The first move numbers every entry in the order shown, so later moves swap neighbours.
+    Moves are among the neighbours the page shows: the same standing (valid ones come before
+    suspended, expired and revoked ones) and the same featuring (featured ones come first).
+    """
+    record, entry, portfolio = _own_entry(session, token)
+    now = utcnow()
+    standing = _record_standing(record, now)
+    group = [
+        e
+        for c, e in repository.entries_on(session, portfolio.id)
+        if e.featured == entry.featured and _record_standing(c, now) == standing
+    ]
+    for position, other in enumerate(group):
+        other.position = position
+    i = next(i for i, e in enumerate(group) if e.credential_id == record.id)
+    j = i - 1 if up else i + 1
+    if 0 <= j < len(group):
+        group[i].position, group[j].position = group[j].position, group[i].position
+    portfolio.updated_at = utcnow()
+    session.flush()
+
+
+def _record_standing(record: Credential, now: datetime) -> int:
+    """The record's place in the page's order (_STANDING), from the record alone: a move must
+    not verify every credential of the portfolio to know which neighbours the page shows."""
+    if record.status == CredentialStatus.revoked:
+        return len(_STANDING)
+    if record.status == CredentialStatus.suspended:
+        return _STANDING["suspended"]
+    if record.valid_until is not None and record.valid_until <= now:
+        return _STANDING["expired"]
+    if record.valid_from > now:
+        return _STANDING["not_yet_valid"]
+    return _STANDING["valid"]
+
+
+def set_profile(session: Session, *, token: str, headline: str | None, bio: str | None) -> None:
+    """The portfolio owner's headline and bio (blank clears them)."""
+    _record, _entry, portfolio = _own_entry(session, token)
+    portfolio.headline = (headline or "").strip()[:200] or None
+    portfolio.bio = (bio or "").strip()[:2000] or None
+    portfolio.updated_at = utcnow()
+    session.flush()
+
+
 # --- public portfolios --------------------------------------------------------------------------
 
 
@@ -231,6 +305,7 @@ class PortfolioItem:
     record: Credential
     verification: Verification
     page: PageModel
+    featured: bool = False
 
     @property
     def status(self) -> Status:
@@ -287,21 +362,29 @@ def verified_skills(items: Sequence[PortfolioItem]) -> list[SkillTally]:
     return sorted(tallies.values(), key=lambda t: (-t.count, t.kind, t.name.casefold()))
 
 
+# The order of a portfolio's credentials by their live status.
+_STANDING = {"valid": 0, "issuer_unconfirmed": 1, "not_yet_valid": 2, "expired": 3, "suspended": 4}
+
+
 def public_portfolio(session: Session, *, verifier: Verifier, handle: str) -> PortfolioView:
     """A portfolio with its chosen credentials, each verified now, and the verified skills."""
     portfolio = repository.by_handle(session, handle)
     if portfolio is None:
         raise PortfolioNotFound(f"There is no portfolio /p/{handle}.")
     items = []
-    for record in repository.credentials_on(session, portfolio.id):
+    for record, entry in repository.entries_on(session, portfolio.id):
         verification = verifier.verify_jwt(record.jwt)
         items.append(
             PortfolioItem(
                 record=record,
                 verification=verification,
                 page=build_page_model(verifier.settings, verification),
+                featured=entry.featured,
             )
         )
+    # What verifies now comes first, then what no longer does (expired, suspended, revoked …);
+    # within each, the repository's order (newest first) stands: the sort is stable.
+    items.sort(key=lambda item: _STANDING.get(item.page.status, len(_STANDING)))
     name_hidden = any(item.record.recipient_name_hidden for item in items)
     if name_hidden:
         for item in items:

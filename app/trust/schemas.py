@@ -166,7 +166,18 @@ TrustNote = Annotated[
 
 
 class TrustEntryCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "identifier": "did:web:badges.university.example",
+                    "name": "University of Example",
+                    "url": "https://university.example",
+                }
+            ]
+        },
+    )
 
     identifier: TrustIdentifier
     name: TrustName

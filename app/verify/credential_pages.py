@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -15,13 +16,14 @@ from sqlalchemy.orm import Session
 from app.core.cache import CachedImage
 from app.core.context import AppContext
 from app.core.deps import ContextDep, ReadSessionDep
-from app.core.errors import NotFound
+from app.core.errors import Conflict, NotFound
 from app.core.web import JSON_TYPES, JWT_TYPES, negotiated, preferred, render
 from app.credentials import service as credentials_service
 from app.credentials.models import Credential
 from app.issuers import service as issuers_service
 from app.sharing import service
 from app.sharing.card import render_card
+from app.verify.certificate import certificate_pdf
 from app.verify.page import PageModel, build_page_model, verification_context
 from app.verify.service import Verifier
 
@@ -116,6 +118,40 @@ def embed_card(
     response.headers["Content-Security-Policy"] = EMBED_CSP
     response.headers["Cache-Control"] = "no-cache"
     return response
+
+
+@public.get(
+    "/credentials/{credential_id}/certificate.pdf",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/pdf": {}}},
+        404: {"description": "No such credential"},
+        409: {"description": "The credential is not valid now (revoked, suspended, expired …)"},
+    },
+)
+def certificate(credential_id: str, session: ReadSessionDep, ctx: ContextDep) -> Response:
+    """A one-page printable certificate (PDF) with a QR code of the credential's URL, verified now.
+
+    Only for a credential that is valid now: a revoked, suspended or expired one gets no
+    certificate to print.
+    """
+    record = _record(session, credential_id)
+    model = _page_model(session, ctx, record)
+    if not model.shareable:
+        raise Conflict(
+            f"This credential is {model.banner_title.lower()} now; there is no certificate to print.",
+            credential_status=model.status,
+        )
+    url = credentials_service.credential_url(ctx.settings, record.id)
+    body = certificate_pdf(model, url=url, service=urlsplit(ctx.settings.base_url).hostname or "")
+    return Response(
+        body,
+        media_type="application/pdf",
+        headers={
+            "Content-Disposition": f'inline; filename="credential-{record.id}.pdf"',
+            "Cache-Control": "no-cache",
+        },
+    )
 
 
 @public.get(
@@ -225,6 +261,9 @@ def credential_page(
             session, record.issuer_id
         ),
     )
+    page = context["page"]
+    if page.trust_level == "registered" and page.issuer_logo is None:
+        page.issuer_logo = issuers_service.logo_url(session, record.issuer_id)
     response = negotiated(render(request, "credential.html", context))
     response.headers["Cache-Control"] = "no-cache"
     return response

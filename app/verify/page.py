@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from html import escape
 from typing import Any
 from urllib.parse import urlsplit
@@ -82,6 +82,35 @@ class PageModel:
     tags: list[str] = field(default_factory=list)
     evidence: list[dict[str, Any]] = field(default_factory=list)
     initials: str = "?"
+    # When this verdict was reached (the page says "checked just now at 18:02 UTC").
+    checked_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # Revoked / suspended: when and why, from our issuance record (a foreign status list has none).
+    status_since: datetime | None = None
+    status_reason: str | None = None
+    # The content was not proven (signature or binding failed, or could not be checked): the page
+    # shows it as the credential's own claims, at reduced weight, with no link that lends trust.
+    unverified: bool = True
+    badge_url: str | None = None
+    issuer_logo: str | None = None
+    issuer_host: str | None = None  # the issuer website's domain, shown beside its name
+    achievement_page: str | None = None  # our achievement page, for a credential we issued
+    has_content: bool = True  # False: the token held nothing readable as a credential
+
+    @property
+    def shareable(self) -> bool:
+        """Sharing and printing only while the credential is good: never revoked, suspended,
+        expired or unproven."""
+        return self.status == Status.valid.value and self.record_id is not None
+
+    @property
+    def occupations(self) -> list[Skill]:
+        """Alignments to a framework (an occupation or competency), listed apart from tags."""
+        return [s for s in self.skills if s.framework]
+
+    @property
+    def alignments(self) -> list[Skill]:
+        """Alignments without a framework: skills named by the issuer."""
+        return [s for s in self.skills if not s.framework]
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -94,7 +123,63 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value.strip() else None
 
 
+def _https(value: Any) -> str | None:
+    url = value.get("id") if isinstance(value, dict) else value
+    return url if isinstance(url, str) and url.startswith("https://") else None
+
+
+def _day(value: datetime) -> str:
+    return value.strftime("%-d %b %Y")
+
+
+def _banner_text(model: PageModel, status: Status, default: str) -> str:
+    """The banner's sentence with the dates and reasons a person needs to act on it."""
+    reason = f" Reason given: {model.status_reason}" if model.status_reason else ""
+    if reason and not reason.endswith((".", "!", "?")):
+        reason += "."
+    if status is Status.revoked:
+        when = f" on {_day(model.status_since)}" if model.status_since else ""
+        return f"The issuer revoked this credential{when}: do not rely on it.{reason}"
+    if status is Status.suspended:
+        when = f" on {_day(model.status_since)}" if model.status_since else ""
+        return f"The issuer suspended this credential{when}; it may be reinstated.{reason}"
+    if status is Status.expired and model.valid_until:
+        return f"This credential is authentic, but it expired on {_day(model.valid_until)}."
+    if status is Status.not_yet_valid and model.valid_from:
+        return f"This credential is authentic, but it is valid only from {_day(model.valid_from)}."
+    return default
+
+
 def build_page_model(settings: Settings, verification: Verification) -> PageModel:
+    model = _build_page_model(settings, verification)
+    status = verification.status
+    record = verification.record
+    if record is not None and status in {Status.revoked, Status.suspended}:
+        model.status_since = record.status_changed_at
+        model.status_reason = _text(record.status_reason)
+    model.banner_text = _banner_text(model, status, model.banner_text)
+    model.has_content = verification.credential is not None
+    if not model.has_content:
+        reason = next((c.detail for c in verification.checks if c.result == CheckResult.fail), "")
+        model.banner_text = (
+            f"Nothing in it can be read as a credential: do not rely on it. {reason}"
+        )
+    model.unverified = not verification.identity_established
+    if model.unverified:
+        # Nothing the token says is proven: no link or image may lend it our credibility.
+        model.issuer_page = None
+        model.image = None
+    else:
+        if model.record_id is not None:
+            model.badge_url = f"/credentials/{model.record_id}/badge.svg"
+        if model.achievement_url and model.achievement_url.startswith(
+            settings.url("/achievements/")
+        ):
+            model.achievement_page = model.achievement_url
+    return model
+
+
+def _build_page_model(settings: Settings, verification: Verification) -> PageModel:
     status = verification.status
     title, text = BANNERS[status]
     model = PageModel(
@@ -134,6 +219,11 @@ def build_page_model(settings: Settings, verification: Verification) -> PageMode
     model.issuer_name = _text(issuer_obj.get("name"))
     model.issuer_id = _text(issuer_obj.get("id"))
     model.issuer_url = _text(issuer_obj.get("url"))
+    if model.issuer_url and model.issuer_url.startswith(("https://", "http://")):
+        model.issuer_host = urlsplit(model.issuer_url).hostname
+    else:
+        model.issuer_url = None
+    model.issuer_logo = _https(issuer_obj.get("image"))
     _describe_trust(settings, model, verification)
     for ident in subject.get("identifier") or []:
         if (
@@ -221,6 +311,8 @@ def verification_context(
         "json_url": f"/credentials/{record_id}?format=json" if record_id else None,
         "jwt_url": f"/credentials/{record_id}?format=jwt" if record_id else None,
         "page_url": page_url,
+        "pdf_url": f"/credentials/{record_id}/certificate.pdf" if record_id else None,
+        "service_host": urlsplit(settings.base_url).hostname,
         "share": None,
     }
     # The result of a pasted credential (`submitted`) is not the credential's own page.

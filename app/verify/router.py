@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
@@ -14,9 +16,12 @@ from app.badges.bake import BadImage, unbake
 from app.core import text as client_text
 from app.core.context import AppContext
 from app.core.deps import ContextDep
-from app.core.errors import BadRequest, Unprocessable, UnsupportedMediaType
+from app.core.errors import BadRequest, NotFound, Unprocessable, UnsupportedMediaType
+from app.core.openapi import inline_schema
 from app.core.ratelimit import LimitClass, RateLimited, client_address, limiter
 from app.core.web import render
+from app.credentials import service as credentials_service
+from app.verify.envelope import is_vc
 from app.verify.page import verification_context
 from app.verify.prefetch import verify_for_request
 from app.verify.schemas import VerificationResult, VerifyRequest
@@ -28,8 +33,19 @@ pages = APIRouter(tags=["pages"], include_in_schema=False)
 RAW_JWT_TYPES = {"application/vc+jwt", "application/jwt", "text/plain"}
 MULTIPART = "multipart/form-data"
 
+_RAW_JWT = "eyJhbGciOiJFUzI1NiIsImtpZCI6ImRpZDp3ZWI6…"
 _REQUEST_EXAMPLES: dict[str, Any] = {
     "jwt": {"summary": "A compact VC-JWT", "value": {"credential": "eyJhbGciOiJFUzI1NiIs…"}},
+    "json": {
+        "summary": "A credential as JSON (an embedded proof, or one of ours by its id)",
+        "value": {
+            "credential": {
+                "@context": ["https://www.w3.org/ns/credentials/v2"],
+                "type": ["VerifiableCredential", "OpenBadgeCredential"],
+                "id": "https://credentials.example/credentials/3f2c…",
+            }
+        },
+    },
 }
 
 
@@ -73,12 +89,12 @@ def _credential_from_body(content_type: str, body: bytes) -> str | dict[str, Any
             "required": True,
             "content": {
                 "application/json": {
-                    "schema": VerifyRequest.model_json_schema(),
+                    "schema": inline_schema(VerifyRequest),
                     "examples": _REQUEST_EXAMPLES,
                 },
-                "application/vc+jwt": {"schema": {"type": "string"}},
-                "application/jwt": {"schema": {"type": "string"}},
-                "text/plain": {"schema": {"type": "string"}},
+                "application/vc+jwt": {"schema": {"type": "string"}, "example": _RAW_JWT},
+                "application/jwt": {"schema": {"type": "string"}, "example": _RAW_JWT},
+                "text/plain": {"schema": {"type": "string"}, "example": _RAW_JWT},
                 MULTIPART: {
                     "schema": {
                         "type": "object",
@@ -133,6 +149,30 @@ def verify_page(request: Request) -> Response:
     return render(request, "verify.html", {"submitted": None, "error": None})
 
 
+def _form_error(request: Request, submitted: str, error: str) -> Response:
+    """The form again, with what was wrong said in words (never a result page for garbage)."""
+    return render(request, "verify.html", {"submitted": submitted, "error": error}, 400)
+
+
+# Three base64url segments: the shape of a compact JWS. Anything else pasted is not a token.
+_COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+
+
+async def _credential_exists(ctx: AppContext, record_id: uuid.UUID) -> bool:
+    """Whether a credential of ours has that id (a short read session of its own)."""
+
+    def exists() -> bool:
+        with ctx.read_sessions() as session:
+            try:
+                credentials_service.get_credential(session, credential_id=record_id)
+            except NotFound:
+                return False
+            return True
+
+    async with ctx.db_slots():
+        return await run_in_threadpool(exists)
+
+
 @pages.post("/verify", response_class=HTMLResponse)
 async def verify_page_submit(
     request: Request,
@@ -156,34 +196,26 @@ async def verify_page_submit(
         try:
             baked = await run_in_threadpool(unbake, image)
         except BadImage as exc:
-            return render(
-                request,
-                "verify.html",
-                {"submitted": text, "error": f"That image could not be read: {exc.message}"},
-                400,
-            )
-        return await _verification_page(request, ctx, baked)
+            return _form_error(request, text, f"That image could not be read: {exc.message}")
+        return await _verification_page(request, ctx, baked, submitted=text)
     if not text:
-        return render(
-            request,
-            "verify.html",
-            {
-                "submitted": "",
-                "error": "Paste a credential JWT or a link, or upload a badge image.",
-            },
-            400,
+        return _form_error(
+            request, "", "Paste a credential JWT or a link, or upload a badge image."
         )
     if text.startswith(("http://", "https://")):
         record_id = credential_uuid_from_url(ctx.settings, text)
         if record_id is None:
-            return render(
+            return _form_error(
                 request,
-                "verify.html",
-                {
-                    "submitted": text,
-                    "error": "That link is not a credential of this service. Paste the credential's JWT instead.",
-                },
-                400,
+                text,
+                "That link is not a credential of this service. Paste the credential's JWT instead.",
+            )
+        if not await _credential_exists(ctx, record_id):
+            return _form_error(
+                request,
+                text,
+                "No credential of this service has that link. It may be mistyped or forged: "
+                "do not rely on it.",
             )
         return RedirectResponse(f"/credentials/{record_id}", status_code=303)
     payload: str | dict[str, Any] = text
@@ -198,27 +230,46 @@ async def verify_page_submit(
                 400,
             )
         except ValueError:
-            return render(
-                request,
-                "verify.html",
-                {"submitted": text, "error": "That JSON could not be read."},
-                400,
-            )
+            return _form_error(request, text, "That JSON could not be read.")
         if not isinstance(parsed, dict):
-            return render(
-                request,
-                "verify.html",
-                {"submitted": text, "error": "Paste a credential object."},
-                400,
+            return _form_error(request, text, "Paste a credential object.")
+        if not is_vc(parsed):
+            return _form_error(
+                request, text, "That JSON is not a credential (no VerifiableCredential type)."
             )
         payload = parsed
-    return await _verification_page(request, ctx, payload)
+    elif not _COMPACT_JWS.fullmatch(text):
+        return _form_error(
+            request,
+            text,
+            "That is not a credential: paste a JWT (three parts separated by dots, starting "
+            "with eyJ), credential JSON or a link from this service.",
+        )
+    return await _verification_page(request, ctx, payload, submitted=text)
 
 
 async def _verification_page(
-    request: Request, ctx: AppContext, payload: str | dict[str, Any]
+    request: Request, ctx: AppContext, payload: str | dict[str, Any], *, submitted: str
 ) -> Response:
-    def page(verification: Verification) -> dict[str, Any]:
+    def page(verification: Verification) -> dict[str, Any] | None:
+        if not verification.credential and (
+            isinstance(payload, dict) or verification.header is None
+        ):
+            return None  # not a token at all, or JSON that is no credential: a form error
         return verification_context(ctx.settings, verification, submitted=True)
 
-    return render(request, "credential.html", await verify_for_request(ctx, payload, page))
+    def failure(verification: Verification) -> str:
+        return next((c.detail for c in verification.checks if c.result.value == "fail"), "")
+
+    answer = await verify_for_request(
+        ctx, payload, lambda verification: (page(verification), failure(verification))
+    )
+    context, failed = answer
+    if context is None:
+        # Not a token at all, or JSON that is no credential: say so on the form instead of a
+        # result page for an "Unnamed credential". A real token whose credential breaks the
+        # rules gets its red result page with the reason.
+        return _form_error(
+            request, submitted, f"That is not a readable credential. {failed}".strip()
+        )
+    return render(request, "credential.html", context)

@@ -34,7 +34,18 @@ def _unique(events: list[WebhookEventType] | None) -> list[WebhookEventType] | N
 
 
 class EndpointCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "url": "https://lms.example/hooks/microcred",
+                    "events": ["credential.issued", "credential.revoked"],
+                    "description": "Our LMS",
+                }
+            ]
+        },
+    )
 
     url: WebhookUrl
     events: Events
@@ -46,7 +57,10 @@ class EndpointCreate(BaseModel):
 class EndpointUpdate(BaseModel):
     """Only the fields given change."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"enabled": False}]},
+    )
 
     url: WebhookUrl | None = None
     events: Events | None = None

@@ -1,0 +1,38 @@
+"""portfolio profile and order: the owner's headline and bio, featured entries and positions
+
+Revision ID: 7c1e9a4b2d63
+Revises: 7d3b9f2a6c10
+Create Date: 2026-12-04
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "7c1e9a4b2d63"
+down_revision: str | None = "7d3b9f2a6c10"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("portfolios") as batch:
+        batch.add_column(sa.Column("headline", sa.String(length=200), nullable=True))
+        batch.add_column(sa.Column("bio", sa.Text(), nullable=True))
+    with op.batch_alter_table("portfolio_entries") as batch:
+        batch.add_column(
+            sa.Column("featured", sa.Boolean(), server_default=sa.false(), nullable=False)
+        )
+        batch.add_column(sa.Column("position", sa.Integer(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("portfolio_entries") as batch:
+        batch.drop_column("position")
+        batch.drop_column("featured")
+    with op.batch_alter_table("portfolios") as batch:
+        batch.drop_column("bio")
+        batch.drop_column("headline")
