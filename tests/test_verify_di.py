@@ -338,6 +338,7 @@ def fixture_site(
             max_bytes=64 * 1024,
             cache_ttl=0.0,
             transport=transport,
+            resolve=resolve,
         )
         yield s, fetcher
         fetcher.close()

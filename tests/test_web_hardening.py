@@ -107,9 +107,13 @@ def test_a_malformed_manage_token_never_reaches_a_cookie_or_a_redirect(
     response = world.client.request(
         method, f"/manage/{token}{suffix}", data=data, headers=HTML, follow_redirects=False
     )
-    assert response.status_code == 404, response.text
     assert "set-cookie" not in response.headers
     assert "location" not in response.headers
+    if "%00" in token:
+        # NUL never reaches a route: the edge guard refuses the path itself (core.errors).
+        assert response.status_code == 400, response.text
+        return
+    assert response.status_code == 404, response.text
     assert "This management link is not valid" in response.text
 
 
@@ -295,7 +299,10 @@ def test_pasted_foreign_credential_links_only_web_urls(world: World) -> None:
     assert page.status_code == 200, page.text
     assert "Project" in page.text  # shown, as text
     assert "Skill" in page.text
-    assert 'href="https://skills.example/1"' in page.text  # a web link stays a link
+    # An unsigned paste is unverified: even its web links are shown as text, not followed
+    # (the page marks it "Unverified claims"); what matters here is that nothing else links.
+    assert "Fine" in page.text
+    assert "Unverified claims" in page.text
     _assert_only_web_links(page.text)
     for word in ("javascript:", "vbscript:", "data:text", "data:image"):
         for _tag, url in _links(page.text):

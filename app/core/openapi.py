@@ -61,6 +61,7 @@ DESCRIPTIONS = {
     403: "The token is valid but may not do this",
     404: "Nothing has this id, or the path does not name a resource",
     409: "The resource's state does not allow this (already done, or taken)",
+    408: "The request body did not arrive in time (MICROCRED_BODY_TIMEOUT)",
     413: "The request body exceeds the size limit",
     415: "The request body's content type is not one this operation reads",
     422: "The request is readable but a value is invalid",
@@ -125,11 +126,12 @@ def _complete_operation(path: str, operation: dict[str, Any]) -> None:
     )
     wanted: set[int] = {503}
     if has_path_params:
-        wanted.add(404)
+        # 400: a NUL or a lone surrogate in the path is refused at the edge (core.errors)
+        wanted |= {400, 404}
     if has_params:
         wanted.add(422)
     if has_body:
-        wanted |= {400, 413}
+        wanted |= {400, 408, 413}
     if has_query:
         wanted.add(400)  # a pagination cursor or a filter that does not parse
     if operation.get("security"):
@@ -148,7 +150,7 @@ def _complete_operation(path: str, operation: dict[str, Any]) -> None:
         if not content or schema.get("$ref", "").endswith("/HTTPValidationError"):
             # no content declared, or FastAPI's own 422 shape, which the error handler never sends
             content = response["content"] = _error_content(serves_html)
-        content.setdefault(PROBLEM_JSON, {"schema": PROBLEM_REF})
+        content.setdefault(PROBLEM_JSON, {}).setdefault("schema", PROBLEM_REF)
         if serves_html:
             content.setdefault("text/html", {"schema": {"type": "string"}})
         if int(status) in (429, 503):

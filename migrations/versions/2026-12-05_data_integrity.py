@@ -33,7 +33,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("signing_keys", schema=None) as batch_op:
-        batch_op.drop_column("purpose")
-    with op.batch_alter_table("issuers", schema=None) as batch_op:
-        batch_op.drop_column("data_integrity")
+    # Plain DROP COLUMN (SQLite has it since 3.35): a batch copy of `issuers` would drop the
+    # table, and its ON DELETE CASCADE would take every row that refers to an issuer with it.
+    op.drop_column("signing_keys", "purpose")
+    op.drop_column("issuers", "data_integrity")

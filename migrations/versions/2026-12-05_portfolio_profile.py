@@ -30,9 +30,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("portfolio_entries") as batch:
-        batch.drop_column("position")
-        batch.drop_column("featured")
-    with op.batch_alter_table("portfolios") as batch:
-        batch.drop_column("bio")
-        batch.drop_column("headline")
+    # Plain DROP COLUMN (SQLite has it since 3.35): a batch copy drops and re-creates the table,
+    # which cascades to the rows that refer to it.
+    op.drop_column("portfolio_entries", "position")
+    op.drop_column("portfolio_entries", "featured")
+    op.drop_column("portfolios", "bio")
+    op.drop_column("portfolios", "headline")
