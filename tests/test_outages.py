@@ -52,8 +52,13 @@ HTML = {"Accept": "text/html"}
 
 def _assert_503(response: Any, part: str) -> dict[str, Any]:
     assert response.status_code == 503, (response.status_code, response.text[:400])
-    assert response.headers["content-type"].startswith("application/problem+json")
     assert int(response.headers["retry-after"]) > 0
+    if response.request.headers.get("accept", "").startswith("text/html"):
+        # A person's browser gets the error page (issue 14), with the same status and wait.
+        assert response.headers["content-type"].startswith("text/html")
+        assert "try again" in response.text.lower(), response.text[:400]
+        return {}
+    assert response.headers["content-type"].startswith("application/problem+json")
     body: dict[str, Any] = response.json()
     assert body["unavailable"] == part, body
     return body

@@ -40,8 +40,9 @@ def _load_credential(ctx: AppContext, session: Session, source: str) -> str | di
         with Path(text).open("rb") as handle:
             data = handle.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
+        shown = text if len(text) <= 240 else text[:80] + "…"  # a path whole, a long paste cut
         raise fail(
-            f"{text[:80]} is neither a JWT, JSON, a link nor a readable file"
+            f"{shown} is neither a JWT, JSON, a link nor a readable file"
             + (f" ({exc.strerror})" if exc.strerror else "")
         ) from None
     return _from_bytes(data, text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 from collections.abc import Mapping, Sequence
@@ -390,7 +391,7 @@ class TextGuardMiddleware:
             return
         refusal = self._check_target(scope)
         if refusal is not None:
-            await refusal(scope, receive, send)
+            await _answer(refusal, scope, receive, send)
             return
         media = _header(scope, b"content-type").split(";", 1)[0].strip().lower()
         is_json = media in {"", "application/json"} or media.endswith("+json")
@@ -401,7 +402,7 @@ class TextGuardMiddleware:
         body, more = await _read_body(receive)
         refusal = self._check_json(body) if is_json else self._check_form(body)
         if refusal is not None:
-            await refusal(scope, receive, send)
+            await _answer(refusal, scope, receive, send)
             return
         replayed = False
 
@@ -450,6 +451,17 @@ class TextGuardMiddleware:
             if fault:
                 return _refused(("body", text.printable(name)), fault)
         return None
+
+
+async def _answer(refusal: JSONResponse, scope: Scope, receive: Receive, send: Send) -> None:
+    """The guard's refusal as every other error is answered: a page for a person's browser,
+    the problem for everyone else (the same choice as `error_response`)."""
+    request = Request(scope)
+    if wants_error_page(request):
+        detail = str(json.loads(bytes(refusal.body)).get("detail", ""))
+        await error_page(request, refusal.status_code, detail)(scope, receive, send)
+        return
+    await refusal(scope, receive, send)
 
 
 def _header(scope: Scope, name: bytes) -> str:

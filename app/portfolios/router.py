@@ -149,7 +149,12 @@ def get_managed(
     status_code=201,
     responses={
         200: {"model": PortfolioJoined, "description": "Added to an existing portfolio"},
-        **problem_responses(409, _409="The handle is taken"),
+        **problem_responses(
+            403,
+            409,
+            _403="The portfolio key does not open this portfolio",
+            _409="The handle is taken",
+        ),
     },
 )
 def add_to_portfolio(
