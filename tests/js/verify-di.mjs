@@ -1,8 +1,10 @@
 // Verify a credential's embedded Data Integrity proof with an independent implementation.
 // Usage: node --import ./loopback-only.mjs verify-di.mjs < {"credential": {...},
-//          "contexts": {"<url>": <document>}, "library": "digitalbazaar" | "verifier-core"}
+//          "contexts": {"<url>": <document>}, "library": "digitalbazaar" | "verifier-core",
+//          "registries": [DCC issuer registries, for verifier-core's registered_issuer step]}
 // did:web documents are fetched over HTTPS (NODE_EXTRA_CA_CERTS names the test CA).
-// Prints {"verified": bool, ...what the library reported}.
+// Prints {"verified": bool, ...what the library reported}; for verifier-core, `verified` is its
+// whole verdict (it returns a log of steps and errors, no single flag).
 // Libraries that log to stdout would mix with the result: their logs go to stderr.
 console.log = (...args) => console.error(...args);
 
@@ -56,10 +58,16 @@ if (request.library === 'digitalbazaar') {
   }));
 } else {
   const {verifyCredential} = await import('@digitalcredentials/verifier-core');
-  const result = await verifyCredential({credential: request.credential, knownDIDRegistries: []});
+  const registries = request.registries ?? [];
+  const result = await verifyCredential({credential: request.credential, knownDIDRegistries: registries});
+  const log = result.log ?? [];
+  const errors = result.errors ?? [];
+  // The wallet's verdict: no error, and every step it ran valid. `registered_issuer` (is the
+  // issuer in one of the DCC registries given?) counts only when a registry was given.
+  const steps = log.filter(e => registries.length || e.id !== 'registered_issuer');
   process.stdout.write(JSON.stringify({
-    verified: (result.log ?? []).some(e => e.id === 'valid_signature' && e.valid),
-    log: result.log ?? null,
-    errors: (result.errors ?? []).map(e => ({name: e.name, message: e.message, stack: String(e.stackTrace ?? '')})),
+    verified: errors.length === 0 && steps.length > 0 && steps.every(e => e.valid === true && !e.error),
+    log,
+    errors: errors.map(e => ({name: e.name, message: e.message, stack: String(e.stackTrace ?? '')})),
   }));
 }
