@@ -13,7 +13,8 @@ verifier-core fetches the status list itself, with the Accept header of the DCC'
 (`application/ld+json, application/json`): the site serves what the app answers to that header
 (the list secured by an eddsa-rdfc-2022 proof), and the tests check that this is the header it
 sent. A DCC issuer registry naming the issuer is served too, so that every step of the wallet's
-verdict can pass.
+verdict can pass. Digital Bazaar's `@digitalbazaar/vc-bitstring-status-list` reads the same list
+(asking for application/ld+json) and verifies its proof as well.
 """
 
 from __future__ import annotations
@@ -120,7 +121,12 @@ def contexts() -> dict[str, Any]:
 
 
 def node_verify(
-    credential: dict[str, Any], library: str, ca_file: Path, *, registry: str | None = None
+    credential: dict[str, Any],
+    library: str,
+    ca_file: Path,
+    *,
+    registry: str | None = None,
+    status_lists: list[str] | None = None,
 ) -> dict[str, Any]:
     package = (
         "@digitalbazaar/eddsa-rdfc-2022-cryptosuite"
@@ -136,6 +142,7 @@ def node_verify(
                 "contexts": contexts(),
                 "library": library,
                 "registries": registries if registry else [],
+                **({"statusLists": status_lists} if status_lists is not None else {}),
             }
         ),
         package=package,
@@ -180,6 +187,30 @@ def test_digital_bazaar_verifies_the_proof_of_our_status_list(
     changed["credentialSubject"]["encodedList"] = bitstring.encode([7], size=MIN_LIST_SIZE)
     refused = node_verify(changed, "digitalbazaar", ca_file)
     assert refused["proofVerified"] is False, refused
+
+
+def test_digital_bazaar_checks_our_credentials_status_list(issued: Issued, ca_file: Path) -> None:
+    """@digitalbazaar/vc-bitstring-status-list reads the list (application/ld+json) from the
+    site, verifies its proof and that its issuer is the credential's, and reads the bit: clear,
+    then set once the credential is revoked (the library reports the bit; it is the caller's
+    to call the credential revoked)."""
+    credential = issued.credential
+    url = credential["credentialStatus"]["statusListCredential"]
+    result = node_verify(credential, "digitalbazaar", ca_file, status_lists=[url])
+    assert result["verified"] is True, result
+    assert result["statusVerified"] is True, result
+    assert result["statuses"] == [False], result
+    response = issued.client.post(
+        f"/api/v1/credentials/{issued.record_id}/revoke",
+        json={"reason": "issued in error"},
+        headers=bearer(issued.api_key),
+    )
+    assert response.status_code == 200, response.text
+    issued.publish_list()
+    revoked = node_verify(credential, "digitalbazaar", ca_file, status_lists=[url])
+    assert revoked["proofVerified"] is True, revoked
+    assert revoked["statusVerified"] is True, revoked
+    assert revoked["statuses"] == [True], revoked
 
 
 def test_dcc_verifier_core_verifies_our_credential_status_included(
