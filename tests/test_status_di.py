@@ -17,9 +17,11 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import base58
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fastapi.testclient import TestClient
 from test_remote import (  # noqa: F401  # fixtures, imported to be used here
     LIST_PATH,
@@ -274,9 +276,10 @@ def _foreign_list(
     key: Any = None,
     method: str | None = None,
     issuer: str | None = None,
+    ago: timedelta = timedelta(0),
 ) -> dict[str, Any]:
     url = foreign.site.origin + LIST_PATH
-    now = datetime.now(UTC).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0) - ago
     document = {
         "@context": ["https://www.w3.org/ns/credentials/v2"],
         "id": url,
@@ -353,11 +356,27 @@ def test_a_foreign_di_list_not_provably_the_issuers_is_unknown(
     listed = _foreign_list(foreign, {4242})
     tampered = copy.deepcopy(listed)
     tampered["credentialSubject"]["encodedList"] = bitstring.encode(set())
-    for document in (
-        tampered,  # the proof no longer covers the bits
-        _foreign_list(foreign, set(), key=stranger),  # signed by a key the method does not hold
-        _foreign_list(foreign, set(), method=f"{foreign.did}#auth-only"),  # not an assertionMethod
-        di.unsecured(listed) | {"credentialSubject": tampered["credentialSubject"]},  # no proof
+    raw = stranger.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    did_key = "did:key:z" + base58.b58encode(b"\xed\x01" + raw).decode()
+    stranger_method = f"{did_key}#{did_key.removeprefix('did:key:')}"
+    for document, why in (
+        (tampered, "cannot be trusted"),  # the proof no longer covers the bits
+        # Signed by a key the method does not hold; by a method not for assertions; by a did:key
+        # that is not the issuer's (a valid signature that cannot speak for it).
+        (_foreign_list(foreign, set(), key=stranger), "cannot be trusted"),
+        (_foreign_list(foreign, set(), method=f"{foreign.did}#auth-only"), "cannot be trusted"),
+        (_foreign_list(foreign, set(), key=stranger, method=stranger_method), "cannot be trusted"),
+        # A list provably of someone else (the did:key's own), and one that has expired.
+        (
+            _foreign_list(foreign, set(), key=stranger, method=stranger_method, issuer=did_key),
+            "not by the credential's issuer",
+        ),
+        (_foreign_list(foreign, set(), ago=timedelta(days=2)), "cannot be trusted"),
+        # No proof at all.
+        (
+            di.unsecured(listed) | {"credentialSubject": tampered["credentialSubject"]},
+            "cannot be trusted",
+        ),
     ):
         _serve(foreign, document)
         hits = foreign.site.hits[LIST_PATH]
@@ -365,5 +384,5 @@ def test_a_foreign_di_list_not_provably_the_issuers_is_unknown(
         assert foreign.site.hits[LIST_PATH] == hits + 1
         assert result["status"] == "unknown", result
         assert check(result, "status")["result"] == "error", result
-        assert "cannot be trusted" in check(result, "status")["detail"], result
+        assert why in check(result, "status")["detail"], result
         assert check(result, "signature")["result"] == "pass"
