@@ -523,6 +523,50 @@ def test_a_status_list_is_not_served_signed_by_a_compromised_key(deployment: Dep
         assert _jwt_part(served.text, 0)["kid"] == rotated.json()["kid"]
 
 
+@needs_postgresql
+def test_the_secured_status_list_follows_a_revocation_and_a_key_rotation_on_the_other_replica(
+    deployment: Deployment,
+) -> None:
+    """The JSON-LD form of a Data Integrity issuer's list (what DCC's verifier-core reads) is cached
+    under the same version as the JWT: B never serves it staler than the JWT."""
+    a, b = deployment.a.client(), deployment.b.client()
+    with a, b:
+        api_key, achievement = _issuer(a, "di-lists", data_integrity=True)
+        issued = _issue(a, api_key, achievement, "Noor Haddad")
+        entry = issued["credential"]["credentialStatus"]
+        path = entry["statusListCredential"].removeprefix(PUBLIC_URL)
+        index = int(entry["statusListIndex"])
+
+        def secured() -> dict[str, Any]:
+            response = b.get(path, headers={"Accept": "application/ld+json, application/json"})
+            assert response.status_code == 200, response.text
+            assert response.headers["content-type"].startswith("application/ld+json")
+            document: dict[str, Any] = response.json()
+            return document
+
+        def bit(document: dict[str, Any]) -> bool:
+            encoded = document["credentialSubject"]["encodedList"]
+            return bitstring.bit(bitstring.decode(encoded), index)
+
+        first = secured()  # B caches it
+        assert bit(first) is False
+        assert _revoked_bit(b, entry) is False
+        revoked = a.post(
+            f"/api/v1/credentials/{issued['id']}/revoke",
+            json={"reason": "issued in error"},
+            headers=_bearer(api_key),
+        )
+        assert revoked.status_code == 200, revoked.text
+        assert bit(secured()) is True
+        assert _revoked_bit(b, entry) is True
+        rotated = a.post(
+            "/api/v1/issuers/di-lists/keys", json={"purpose": "data_integrity"}, headers=ADMIN
+        )
+        assert rotated.status_code == 201, rotated.text
+        assert rotated.json()["kid"] != first["proof"]["verificationMethod"]
+        assert secured()["proof"]["verificationMethod"] == rotated.json()["kid"]
+
+
 # --- 4. migrations: once, however many run them ------------------------------------------------
 
 

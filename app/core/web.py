@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from fastapi import Request
@@ -15,6 +15,24 @@ TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parent.parent
 
 JSON_TYPES = ("application/json", "application/ld+json")
 JWT_TYPES = ("application/vc+jwt", "application/jwt")
+# VCDM 2.0's media type of a credential in JSON-LD (secured by an embedded proof when it has one),
+# and the one its drafts used before (our status lists have answered to it since they exist).
+VC_TYPE = "application/vc"
+VC_LD_TYPE = "application/vc+ld+json"
+
+CredentialForm = Literal["html", "json", "vc", "jwt"]
+# The form of a credential (or status list credential) each media type asks for at its URL:
+# `json` the credential the VC-JWT secures, without an embedded proof (as before Data Integrity);
+# `vc` the JSON-LD credential with its embedded Data Integrity proof; `jwt` the compact VC-JWT.
+CREDENTIAL_FORMS: dict[str, CredentialForm] = {
+    "text/html": "html",
+    "application/json": "json",
+    "application/ld+json": "vc",
+    VC_TYPE: "vc",
+    VC_LD_TYPE: "vc",
+    "application/vc+jwt": "jwt",
+    "application/jwt": "jwt",
+}
 
 
 def _accepted(request: Request) -> list[tuple[str, float]]:
@@ -48,6 +66,18 @@ def preferred(request: Request, offers: tuple[str, ...], default: str) -> str:
             ):
                 best_q = 0.001
     return best
+
+
+def credential_form(
+    request: Request, offers: tuple[str, ...], default: str
+) -> tuple[CredentialForm, str]:
+    """(the form, the media type it was chosen by) of a credential URL, by `Accept`.
+
+    One table for the credential URL and the status list URL, so that `application/ld+json` /
+    `application/vc` mean the Data Integrity-secured JSON-LD at both, and `application/json` the
+    plain JSON at both. Each route offers the media types it serves (of `CREDENTIAL_FORMS`)."""
+    wanted = preferred(request, offers, default)
+    return CREDENTIAL_FORMS[wanted], wanted
 
 
 R = TypeVar("R", bound=Response)

@@ -313,10 +313,12 @@ def revoke_api_key(session: Session, *, issuer: Issuer, key_id: uuid.UUID) -> Ap
     return record
 
 
-def active_key_id(session: Session, *, issuer: Issuer) -> str | None:
-    """The key id (thumbprint) the issuer signs with now, read from the database: a rotation or a
-    compromise made by any replica shows at once."""
-    key = repository.active_key(session, issuer.id)
+def active_key_id(
+    session: Session, *, issuer: Issuer, purpose: KeyPurpose = KeyPurpose.jwt
+) -> str | None:
+    """The key id (thumbprint) the issuer signs with now (JWTs, or `purpose`'s), read from the
+    database: a rotation or a compromise made by any replica shows at once."""
+    key = repository.active_key(session, issuer.id, purpose)
     return key.key_id if key is not None else None
 
 

@@ -11,10 +11,11 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from app.core import jose
+from app.core import data_integrity, jose
 from app.core.config import Settings
 from app.core.db import add_unless_conflict, on_postgresql, side_session, utcnow
 from app.core.errors import NotFound
+from app.core.jsonld import ContextLoader
 from app.core.keys import KeyStore
 from app.core.standards import VC2_CONTEXT
 from app.issuers import service as issuers_service
@@ -26,6 +27,8 @@ LIST_CREDENTIAL_TTL = timedelta(minutes=5)
 # A list is dated this far back (validFrom and nbf alike: VC-JWT requires them equal), so that a
 # verifier whose clock runs up to a minute slow does not refuse it as not yet valid.
 LIST_CREDENTIAL_BACKDATE = timedelta(minutes=1)
+# A list names only the VCDM 2.0 context, which this service ships: securing it fetches nothing.
+CONTEXTS = ContextLoader()
 
 
 class StatusListNotFound(NotFound):
@@ -206,6 +209,9 @@ def touch(session: Session, list_id: uuid.UUID) -> None:
 class SignedList:
     jwt: str
     credential: dict[str, Any]
+    # The credential with an embedded eddsa-rdfc-2022 proof by the issuer's Data Integrity key,
+    # when asked for and the issuer has Data Integrity on; else None.
+    secured: dict[str, Any] | None = None
 
 
 def find_list(session: Session, *, slug: str, purpose: str, seq: int) -> tuple[Issuer, StatusList]:
@@ -228,11 +234,16 @@ def build_list_credential(
     issuer: Issuer,
     status_list: StatusList,
     set_indices: Sequence[int],
+    with_proof: bool = False,
 ) -> SignedList:
     """The `BitstringStatusListCredential` with these bits set, signed now by the issuer's
     active key as a VC-JWT (the bits are the credentials' states: the caller reads them).
 
-    Valid from a minute ago (`LIST_CREDENTIAL_BACKDATE`) until `LIST_CREDENTIAL_TTL` from now.
+    `with_proof`, for an issuer with Data Integrity: also the same credential secured by an
+    embedded eddsa-rdfc-2022 proof of its Data Integrity key (what DCC's verifier-core and the
+    Learner Credential Wallet check; they cannot read a VC-JWT). The JWT stays over the plain
+    credential, as before. Valid from a minute ago (`LIST_CREDENTIAL_BACKDATE`) until
+    `LIST_CREDENTIAL_TTL` from now, the proof `created` at the start of that validity too.
     """
     url = list_url(settings, issuer.slug, status_list.purpose, status_list.seq)
     now = utcnow().replace(microsecond=0)
@@ -263,4 +274,13 @@ def build_list_credential(
         "exp": int((now + LIST_CREDENTIAL_TTL).timestamp()),
     }
     token = jose.sign(claims, key=signer.key, algorithm=signer.algorithm, kid=signer.kid)
-    return SignedList(jwt=token, credential=credential)
+    secured = None
+    if with_proof and signer.proof is not None:
+        secured = data_integrity.add_proof(
+            credential,
+            key=signer.proof.key,
+            verification_method=signer.proof.verification_method,
+            created=valid_from,
+            loader=CONTEXTS,
+        )
+    return SignedList(jwt=token, credential=credential, secured=secured)

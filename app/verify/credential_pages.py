@@ -17,7 +17,14 @@ from app.core.cache import CachedImage
 from app.core.context import AppContext
 from app.core.deps import ContextDep, ReadSessionDep
 from app.core.errors import Conflict, NotFound
-from app.core.web import JSON_TYPES, JWT_TYPES, negotiated, preferred, render
+from app.core.web import (
+    JSON_TYPES,
+    JWT_TYPES,
+    VC_TYPE,
+    credential_form,
+    negotiated,
+    render,
+)
 from app.credentials import service as credentials_service
 from app.credentials.models import Credential
 from app.issuers import service as issuers_service
@@ -193,9 +200,6 @@ def oembed(
     )
 
 
-VC_TYPE = "application/vc"
-
-
 @public.get(
     "/credentials/{credential_id}",
     response_model=None,
@@ -227,18 +231,10 @@ def credential_page(
     except ValueError:
         raise NotFound(f"No credential {credential_id}.") from None
     record = credentials_service.get_credential(session, credential_id=record_id)
-    wanted = preferred(request, ("text/html", *JSON_TYPES, VC_TYPE, *JWT_TYPES), "text/html")
-    chosen = (
-        format
-        or {
-            "text/html": "html",
-            "application/json": "json",
-            "application/ld+json": "vc",
-            VC_TYPE: "vc",
-            "application/vc+jwt": "jwt",
-            "application/jwt": "jwt",
-        }[wanted]
+    form, wanted = credential_form(
+        request, ("text/html", *JSON_TYPES, VC_TYPE, *JWT_TYPES), "text/html"
     )
+    chosen = format or form
     if chosen == "jwt":
         return negotiated(PlainTextResponse(record.jwt, media_type="application/vc+jwt"))
     if chosen in {"json", "vc"}:
