@@ -7,7 +7,7 @@ import hashlib
 import json
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Annotated, Any, Literal
 
@@ -380,20 +380,31 @@ def manage_add_form(
     return _back(request, token, "ok", f"Added to your portfolio /p/{handle_}.")
 
 
-@pages.post("/manage/{token}/portfolio/remove")
-def manage_remove_form(token: str, request: Request, session: SessionDep) -> Response:
-    """Form: take the credential off its portfolio."""
+def _form_action(request: Request, token: str, action: Callable[[], object], done: str) -> Response:
+    """A management form's one shape: the token check (404/429 pages), the action, then back to
+    the page with `done`, or with the action's own refusal said on the page."""
     try:
         with _page_attempt(request, token):
             try:
-                service.remove_from_portfolio(session, token=token)
+                action()
             except service.ManageLinkNotFound:
                 raise
             except AppError as exc:
                 return _back(request, token, "error", exc.message)
     except _PageAnswer as answer:
         return answer.response
-    return _back(request, token, "ok", "Removed from your portfolio: it is no longer listed.")
+    return _back(request, token, "ok", done)
+
+
+@pages.post("/manage/{token}/portfolio/remove")
+def manage_remove_form(token: str, request: Request, session: SessionDep) -> Response:
+    """Form: take the credential off its portfolio."""
+    return _form_action(
+        request,
+        token,
+        lambda: service.remove_from_portfolio(session, token=token),
+        "Removed from your portfolio: it is no longer listed.",
+    )
 
 
 @pages.post("/manage/{token}/portfolio/feature")
@@ -404,18 +415,12 @@ def manage_feature_form(
     featured: Annotated[Literal["true", "false"], Form()],
 ) -> Response:
     """Form: feature this credential on the portfolio (shown first), or stop featuring it."""
-    try:
-        with _page_attempt(request, token):
-            try:
-                service.set_featured(session, token=token, featured=featured == "true")
-            except service.ManageLinkNotFound:
-                raise
-            except AppError as exc:
-                return _back(request, token, "error", exc.message)
-    except _PageAnswer as answer:
-        return answer.response
-    text = "Featured on your portfolio." if featured == "true" else "No longer featured."
-    return _back(request, token, "ok", text)
+    return _form_action(
+        request,
+        token,
+        lambda: service.set_featured(session, token=token, featured=featured == "true"),
+        "Featured on your portfolio." if featured == "true" else "No longer featured.",
+    )
 
 
 @pages.post("/manage/{token}/portfolio/move")
@@ -426,17 +431,12 @@ def manage_move_form(
     direction: Annotated[Literal["up", "down"], Form()],
 ) -> Response:
     """Form: move this credential one place up or down on the portfolio."""
-    try:
-        with _page_attempt(request, token):
-            try:
-                service.move(session, token=token, up=direction == "up")
-            except service.ManageLinkNotFound:
-                raise
-            except AppError as exc:
-                return _back(request, token, "error", exc.message)
-    except _PageAnswer as answer:
-        return answer.response
-    return _back(request, token, "ok", f"Moved {direction} on your portfolio.")
+    return _form_action(
+        request,
+        token,
+        lambda: service.move(session, token=token, up=direction == "up"),
+        f"Moved {direction} on your portfolio.",
+    )
 
 
 @pages.post("/manage/{token}/portfolio/profile")
@@ -448,17 +448,12 @@ def manage_profile_form(
     bio: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     """Form: the headline and bio shown under the name on the portfolio."""
-    try:
-        with _page_attempt(request, token):
-            try:
-                service.set_profile(session, token=token, headline=headline, bio=bio)
-            except service.ManageLinkNotFound:
-                raise
-            except AppError as exc:
-                return _back(request, token, "error", exc.message)
-    except _PageAnswer as answer:
-        return answer.response
-    return _back(request, token, "ok", "Your portfolio's headline and bio are saved.")
+    return _form_action(
+        request,
+        token,
+        lambda: service.set_profile(session, token=token, headline=headline, bio=bio),
+        "Your portfolio's headline and bio are saved.",
+    )
 
 
 @pages.post("/manage/{token}/name-visibility")
@@ -469,22 +464,16 @@ def manage_name_form(
     hidden: Annotated[Literal["true", "false"], Form()] = "true",
 ) -> Response:
     """Form: hide or show the recipient's name on public pages."""
-    try:
-        with _page_attempt(request, token):
-            try:
-                service.set_name_hidden(session, token=token, hidden=hidden == "true")
-            except service.ManageLinkNotFound:
-                raise
-            except AppError as exc:
-                return _back(request, token, "error", exc.message)
-    except _PageAnswer as answer:
-        return answer.response
-    text = (
-        "Your name is now hidden on public pages."
-        if hidden == "true"
-        else "Your name is now shown on public pages."
+    return _form_action(
+        request,
+        token,
+        lambda: service.set_name_hidden(session, token=token, hidden=hidden == "true"),
+        (
+            "Your name is now hidden on public pages."
+            if hidden == "true"
+            else "Your name is now shown on public pages."
+        ),
     )
-    return _back(request, token, "ok", text)
 
 
 # --- public portfolios --------------------------------------------------------------------------
