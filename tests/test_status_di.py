@@ -343,7 +343,15 @@ def test_our_verifier_reads_a_foreign_di_secured_list(
     assert check(result, "status")["result"] == "pass"
     _serve(foreign, _foreign_list(foreign, {4242}))
     result = World(client).verify(credential)
-    assert result["status"] == "revoked", result
+    if result["status"] == "unknown":
+        # Seen once in CI on a loaded machine and not reproduced since: a read of the loopback
+        # site that did not come through. "unknown" is the right answer to a list not read;
+        # what this test proves is that the list, once read, says revoked. Read again once,
+        # and keep the first answer's reasons for the report.
+        first = [(c["check"], c["result"], c["detail"]) for c in result["checks"]]
+        result = World(client).verify(credential)
+        assert result["status"] == "revoked", (first, result["checks"])
+    assert result["status"] == "revoked", result["checks"]
     assert check(result, "status")["result"] == "fail"
 
 
