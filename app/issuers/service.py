@@ -210,7 +210,8 @@ def create_issuer(
         },
     )
     if data.data_integrity:
-        _add_proof_key(session, keystore=keystore, issuer=issuer)
+        # The first Data Integrity key: a rotation with nothing to retire (one audit event).
+        rotate_key(session, keystore=keystore, issuer=issuer, purpose=KeyPurpose.data_integrity)
     api_key, secret = create_api_key(session, issuer=issuer)
     return issuer, key, api_key, secret
 
@@ -222,30 +223,6 @@ def list_issuers(session: Session) -> list[tuple[Issuer, list[SigningKey]]]:
     for key in repository.keys_of_many(session, [i.id for i in issuers]):
         keys.setdefault(key.issuer_id, []).append(key)
     return [(i, keys.get(i.id, [])) for i in issuers]
-
-
-def _add_proof_key(session: Session, *, keystore: KeyStore, issuer: Issuer) -> SigningKey:
-    """The issuer's first (or a new) Data Integrity key, recorded in the audit trail."""
-    key = add_signing_key(
-        session,
-        keystore=keystore,
-        issuer=issuer,
-        algorithm=SigningAlgorithm.EdDSA,
-        purpose=KeyPurpose.data_integrity,
-    )
-    audit.append(
-        session,
-        issuer_id=issuer.id,
-        event_type=AuditEventType.key_rotated,
-        subject=key.key_id,
-        data={
-            "key_id": key.key_id,
-            "algorithm": key.algorithm,
-            "purpose": key.purpose,
-            "retired": [],
-        },
-    )
-    return key
 
 
 def get_issuer(session: Session, *, slug: str) -> Issuer:
@@ -271,7 +248,7 @@ def update_issuer(
         if issuer.data_integrity and (
             repository.active_key(session, issuer.id, KeyPurpose.data_integrity) is None
         ):
-            _add_proof_key(session, keystore=keystore, issuer=issuer)
+            rotate_key(session, keystore=keystore, issuer=issuer, purpose=KeyPurpose.data_integrity)
     session.flush()
     return issuer
 
