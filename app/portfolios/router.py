@@ -29,6 +29,7 @@ from app.credentials import service as credentials_service
 from app.issuers import service as issuers_service
 from app.issuers.deps import CurrentIssuer
 from app.portfolios import service
+from app.portfolios.owner_router import owner_api
 from app.portfolios.schemas import (
     HANDLE_PATTERN,
     ManagedCredential,
@@ -583,6 +584,7 @@ def portfolio_qr(
 
 
 router.include_router(issuer_api)
+router.include_router(owner_api)
 router.include_router(recipient_api)
 router.include_router(pages)
 router.include_router(public)

@@ -165,11 +165,7 @@ def add_to_portfolio(
     record = _changeable(session, token)
     key: str | None = None
     if portfolio_key is not None:
-        portfolio = repository.by_handle(session, handle)
-        if portfolio is None:
-            raise PortfolioNotFound(f"There is no portfolio /p/{handle}.")
-        if not same_secret(hash_secret(portfolio_key), portfolio.owner_token_hash):
-            raise WrongPortfolioKey(f"That is not the owner key of /p/{handle}.")
+        portfolio = owner_portfolio(session, handle=handle, portfolio_key=portfolio_key)
     else:
         if repository.by_handle(session, handle) is not None:
             raise _taken(handle)
@@ -204,6 +200,16 @@ def add_to_portfolio(
     portfolio.updated_at = now
     session.flush()
     return Joined(portfolio=portfolio, created=key is not None, portfolio_key=key)
+
+
+def owner_portfolio(session: Session, *, handle: str, portfolio_key: str) -> Portfolio:
+    """The portfolio `handle`, if `portfolio_key` is its owner key (404 / 403 otherwise)."""
+    portfolio = repository.by_handle(session, handle)
+    if portfolio is None:
+        raise PortfolioNotFound(f"There is no portfolio /p/{handle}.")
+    if not same_secret(hash_secret(portfolio_key), portfolio.owner_token_hash):
+        raise WrongPortfolioKey(f"That is not the owner key of /p/{handle}.")
+    return portfolio
 
 
 def _taken(handle: str) -> HandleTaken:
