@@ -187,6 +187,7 @@ def _populated(database_url: str, workdir: Path) -> Iterator[Fuzzed]:
                 "delivery_id": str(_a_delivery(app, endpoint_id)),
                 "job_id": job.json()["id"],
                 "entry_id": listed.json()["id"],
+                "held_id": "00000000-0000-4000-8000-000000000000",
             },
         )
 
