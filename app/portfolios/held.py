@@ -18,14 +18,14 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.core import jose
 from app.core import text as client_text
-from app.core.db import utcnow
+from app.core.db import add_unless_conflict, utcnow
 from app.core.errors import NotFound, PayloadTooLarge, Unprocessable
 from app.portfolios.models import HeldCredential, Portfolio
+from app.verify.envelope import is_vc
 
 # A credential is a few KiB; a baked image's is not stored here. Larger is refused (413).
 MAX_HELD_CHARS = 256 * 1024
@@ -57,14 +57,6 @@ class ParsedHeld:
     credential: dict[str, Any]
 
 
-def _is_vc(value: Any) -> bool:
-    if not isinstance(value, dict):
-        return False
-    types = value.get("type")
-    types = [types] if isinstance(types, str) else types
-    return isinstance(types, list) and "VerifiableCredential" in types
-
-
 def parse_held(document: str) -> ParsedHeld:
     """Classify a sent document as a VC-JWT or a VC JSON document, or refuse it (413/422)."""
     if len(document) > MAX_HELD_CHARS:
@@ -79,7 +71,7 @@ def parse_held(document: str) -> ParsedHeld:
             raise NotACredential(f"The credential JSON cannot be accepted: {exc}.") from exc
         except ValueError as exc:
             raise NotACredential("The credential is not valid JSON.") from exc
-        if not _is_vc(value):
+        if not is_vc(value):
             raise NotACredential('A credential JSON document has "VerifiableCredential" in type.')
         ref = value.get("id")
         return ParsedHeld("json", document, _ref(ref), value)
@@ -91,9 +83,9 @@ def parse_held(document: str) -> ParsedHeld:
         ) from exc
     vc_claim = payload.get("vc")
     credential: dict[str, Any] = (
-        vc_claim if isinstance(vc_claim, dict) and _is_vc(vc_claim) else payload
+        vc_claim if isinstance(vc_claim, dict) and is_vc(vc_claim) else payload
     )
-    if not _is_vc(credential):
+    if not is_vc(credential):
         raise NotACredential(
             'The JWT carries no credential: its payload (or its "vc" claim) needs '
             '"VerifiableCredential" in type.'
@@ -151,14 +143,8 @@ def upsert_held(
         updated_at=now,
     )
     # Two pushes of the same credential may race: the unique index decides, the loser replaces.
-    savepoint = session.begin_nested()
-    try:
-        session.add(row)
-        session.flush()
-    except IntegrityError:
-        savepoint.rollback()
+    if not add_unless_conflict(session, row):
         return upsert_held(session, portfolio=portfolio, document=document, source=source)
-    savepoint.commit()
     portfolio.updated_at = now
     session.flush()
     return row, True

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from app.core.deps import ReadSessionDep, SessionDep
@@ -62,7 +63,7 @@ def held_out(row: HeldCredential) -> HeldCredentialOut:
 
 def _owned(
     request: Request,
-    session: ReadSessionDep | SessionDep,
+    session: Session,
     handle: str,
     credentials: HTTPAuthorizationCredentials | None,
 ) -> Portfolio:
